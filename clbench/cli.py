@@ -1,0 +1,215 @@
+"""`clbench`: the command line. The only module that reads the environment.
+
+Bad input (an unknown name, a bad value, a bad file) is one line naming the
+field and the fix, exit code 2, no traceback, and nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A problem with what the user asked for; printed without a traceback."""
+
+
+def _offline_defaults() -> None:
+    # The default path never touches a hub; a user who wants one unsets these.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="lm_eval")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+# ----------------------------------------------------------------------------- list
+def cmd_list(args) -> int:
+    from rich.table import Table
+
+    from clbench.registry import Registry
+
+    reg = Registry.load()
+    con = _console()
+    t = Table(title="methods")
+    for col in ("name", "needs", "origin"):
+        t.add_column(col)
+    for name, e in sorted(reg.methods.items()):
+        t.add_row(name, ", ".join(sorted(e.obj.needs)) or "-", e.origin)
+    con.print(t)
+    t = Table(title="tasks")
+    for col in ("name", "role", "kind", "version", "description", "origin"):
+        t.add_column(col)
+    for name, e in sorted(reg.tasks.items()):
+        f = e.obj
+        t.add_row(name, f.role, f.kind, str(f.version), f.description, e.origin)
+    con.print(t)
+    t = Table(title="sequences")
+    for col in ("name", "tasks", "probes", "steps/task", "origin"):
+        t.add_column(col)
+    for name, e in sorted(reg.sequences.items()):
+        s = e.obj
+        t.add_row(name, " -> ".join(s.tasks), ", ".join(s.probes), str(s.budget.steps), e.origin)
+    con.print(t)
+    return 0
+
+
+# ----------------------------------------------------------------------------- eval
+def _eval_task_names(args) -> list[str]:
+    from clbench.registry import Registry
+
+    reg = Registry.load()
+    if bool(args.sequence) == bool(args.tasks):
+        raise UserError("eval: give exactly one of --sequence NAME or --tasks a,b")
+    if args.sequence:
+        seq = reg.sequence(args.sequence)
+        return seq.tasks + seq.probes
+    names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not names:
+        raise UserError("--tasks: empty list; give comma-separated task names (see `clbench list`)")
+    for n in names:
+        if n not in reg.tasks and not args.allow_lm_eval:
+            reg.task(n)  # raises UnknownName listing the known ones
+    return names
+
+
+def cmd_eval(args) -> int:
+    import time
+
+    import torch
+    from rich.table import Table
+
+    from clbench.atomic import write_json
+    from clbench.harness import Harness
+    from clbench.model import load_model, weights_fingerprint
+
+    names = _eval_task_names(args)
+    if args.output and Path(args.output).is_dir():
+        raise UserError(f"--output: {args.output} is a folder; give a file name like scores.json")
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    lm = load_model(args.model, dtype=args.dtype, device=args.device)
+    start = time.time()
+    scores = Harness(lm.model, lm.tokenizer).score(names, split=args.split, limit=args.limit)
+    seconds = time.time() - start
+    table = Table(title=f"{lm.name}: {args.split} split" + (f", first {args.limit}" if args.limit else ""))
+    table.add_column("task")
+    table.add_column("accuracy", justify="right")
+    for n in names:
+        table.add_row(n, f"{100 * scores[n]:.1f}%")
+    con = _console()
+    con.print(table)
+    con.print(f"scored in {seconds:.1f} s")
+    if args.output:
+        write_json(args.output, {"model": lm.name, "model_fingerprint": weights_fingerprint(lm.model),
+                                 "split": args.split, "limit": args.limit, "scores": scores,
+                                 "seconds": round(seconds, 2)})
+        con.print(f"wrote {args.output}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- pretrain
+def cmd_pretrain(args) -> int:
+    import torch
+
+    from clbench.model import EMBEDDED_DIR
+    from clbench.pretrain import pretrain
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    output = Path(args.output) if args.output else EMBEDDED_DIR
+    recipe = pretrain(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      output=output)
+    _console().print(recipe)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="clbench",
+        description="Continual-learning benchmark for LLM post-training: how much does a "
+                    "method forget while it learns? Start with `clbench list`, then "
+                    "`clbench run --method es --sequence math-then-code`.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("list", help="show methods, tasks and sequences with their origin")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("eval", help="score a model on a sequence's columns or on named tasks",
+                       description="Score a model through the lm-eval harness and print a table.")
+    s.add_argument("--model", default="embedded",
+                   help="'embedded' (the shipped tiny model) or a local Hugging Face model folder")
+    s.add_argument("--sequence", help="score every task and probe of this sequence")
+    s.add_argument("--tasks", help="comma-separated task names (ours, see `clbench list`)")
+    s.add_argument("--split", default="test", choices=["dev", "test"],
+                   help="test for reported numbers (default), dev for tuning")
+    s.add_argument("--limit", type=_positive_int, default=None,
+                   help="score only the first N items of each task (quick checks)")
+    s.add_argument("--output", help="write {model, scores, ...} to this JSON file")
+    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    s.add_argument("--allow-lm-eval", action="store_true",
+                   help="allow names of lm-eval's own tasks in --tasks (full scale)")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("pretrain-base", help="reproduce the embedded base model from a seed",
+                       description="Pretrain the embedded tiny model on the probe-heavy mixture.")
+    s.add_argument("--steps", type=_positive_int, default=1500, help="optimizer steps")
+    s.add_argument("--batch-size", type=_positive_int, default=128, help="sequences per step")
+    s.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--output", help="model folder (default: the shipped clbench/assets/tiny-llama)")
+    s.set_defaults(func=cmd_pretrain)
+
+    from clbench import cli_run  # the run/analyze commands live in their own module
+
+    cli_run.add_commands(sub)
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return v
+
+
+def main(argv: list[str] | None = None) -> int:
+    _offline_defaults()
+    from pydantic import ValidationError
+
+    from clbench.config import describe_validation_error
+    from clbench.model import ModelNotFound
+    from clbench.registry import UnknownName
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (UserError, UnknownName, ModelNotFound) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as e:
+        print(f"error: {describe_validation_error(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted; resume with `clbench run --resume OUT`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

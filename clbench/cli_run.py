@@ -1,0 +1,188 @@
+"""`clbench run` and `clbench analyze` (kept apart from cli.py to keep each short)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser(
+        "run", help="learn a sequence with a method and score forgetting",
+        description="Run METHOD on SEQUENCE: score every column before learning and after each "
+                    "task (the accuracy matrix), record curves on the dev split, update geometry "
+                    "and cost, and write OUT/result.json (also a leaderboard submission). "
+                    "Example: clbench run --method es --sequence math-then-code --steps 5")
+    s.add_argument("--method", help="method name (see `clbench list`)")
+    s.add_argument("--sequence", help="sequence name (see `clbench list`)")
+    s.add_argument("--model", help="'embedded' (default) or a local Hugging Face model folder")
+    s.add_argument("--seed", type=int, help="run seed (default 0)")
+    s.add_argument("--steps", type=int, help="update steps per task, overriding the budget (quick runs)")
+    s.add_argument("--eval-every", type=int, help="steps between curve points")
+    s.add_argument("--eval-limit", type=int, help="score only the first N test items per column")
+    s.add_argument("--output", help="output folder (default runs/METHOD-SEQUENCE-seedSEED)")
+    s.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
+    s.add_argument("--device", help="cpu (default), cuda or auto")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="method hyperparameter, e.g. --set sigma=0.01 (repeatable)")
+    s.add_argument("--config", help="YAML file with run fields (method, sequence, seed, "
+                   "method_config: {...}); flags override it")
+    s.add_argument("--resume", metavar="OUT", help="continue the interrupted run in OUT")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("analyze", help="update geometry between two checkpoints of one architecture",
+                       description="Print drift (L2), sparsity (own dtype and bfloat16) by "
+                                   "component and layer between BASE and TUNED model folders.")
+    s.add_argument("base", help="base model folder, or 'embedded'")
+    s.add_argument("tuned", help="tuned model folder, or a run's OUT folder (uses its checkpoint)")
+    s.add_argument("--tau", type=float, default=1e-6, help="|delta| <= tau counts as unchanged")
+    s.set_defaults(func=cmd_analyze)
+
+
+def _method_fields(method_cls) -> str:
+    return ", ".join(sorted(method_cls.Config.model_fields))
+
+
+def build_config(args):
+    """RunConfig from --config, flags and --set; every problem is a UserError."""
+    from pydantic import ValidationError
+
+    from clbench.cli import UserError
+    from clbench.config import RunConfig, describe_validation_error
+    from clbench.registry import Registry
+
+    fields: dict = {}
+    if args.config:
+        try:
+            fields = yaml.safe_load(Path(args.config).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise UserError(f"--config: cannot read {args.config}: {e}") from None
+        if not isinstance(fields, dict):
+            raise UserError(f"--config: {args.config} must hold a mapping of run fields")
+    for key in ("method", "sequence", "model", "seed", "steps", "eval_every", "eval_limit",
+                "output", "dtype", "device"):
+        if getattr(args, key) is not None:
+            fields[key] = getattr(args, key)
+    mc = dict(fields.get("method_config") or {})
+    for kv in args.set:
+        if "=" not in kv:
+            raise UserError(f"--set {kv!r}: write KEY=VALUE, e.g. --set sigma=0.01")
+        k, v = kv.split("=", 1)
+        mc[k.strip()] = yaml.safe_load(v)
+    fields["method_config"] = mc
+    for key in ("method", "sequence"):
+        if not fields.get(key):
+            raise UserError(f"--{key}: required; see `clbench list` for the names")
+    fields.setdefault("output", f"runs/{fields['method']}-{fields['sequence']}-seed{fields.get('seed', 0)}")
+    try:
+        cfg = RunConfig(**fields)
+    except ValidationError as e:
+        raise UserError(describe_validation_error(e)) from None
+    reg = Registry.load()
+    seq = reg.sequence(cfg.sequence)
+    method_cls = reg.method(cfg.method)
+    try:
+        method_cls.Config(**{**seq.method_config.get(cfg.method, {}), **cfg.method_config})
+    except ValidationError as e:
+        raise UserError(describe_validation_error(e, where="method_config.") +
+                        f" (allowed keys for {cfg.method}: {_method_fields(method_cls)})") from None
+    return cfg
+
+
+def cmd_run(args) -> int:
+    import torch
+
+    from clbench.atomic import write_json
+    from clbench.cli import UserError, _console
+    from clbench.config import RunConfig
+    from clbench.runner import Runner
+
+    if args.resume:
+        cfg_path = Path(args.resume) / "config.json"
+        if not cfg_path.exists():
+            raise UserError(f"--resume: {args.resume} has no config.json; not a clbench run folder")
+        cfg = RunConfig.model_validate(json.loads(cfg_path.read_text()))
+        if (Path(args.resume) / "result.json").exists():
+            raise UserError(f"--resume: {args.resume} already finished (result.json exists)")
+        if not (Path(args.resume) / "checkpoint" / "state.json").exists():
+            raise UserError(f"--resume: {args.resume} has no checkpoint yet; start it again "
+                            "without --resume into a new --output")
+    else:
+        cfg = build_config(args)
+        out = Path(cfg.output)
+        if out.exists() and any(out.iterdir()):
+            raise UserError(f"--output: {out} is not empty; choose another folder, or continue "
+                            f"an interrupted run with --resume {out}")
+        write_json(out / "config.json", cfg.model_dump(mode="json"))
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    con = _console()
+    result = Runner(cfg, console=con).run(resume=bool(args.resume))
+    _print_summary(con, result, cfg.output)
+    return 0
+
+
+def _print_summary(con, result, out) -> None:
+    from rich.table import Table
+
+    m = result.matrix
+    t = Table(title=f"{result.method.name} on {result.sequence.name}: accuracy matrix (test split, %)")
+    t.add_column("after")
+    for c in m.columns:
+        t.add_column(c, justify="right")
+    for name, row in zip(m.rows, m.values):
+        t.add_row(name, *[f"{100 * v:.1f}" for v in row])
+    con.print(t)
+    s = result.summary
+
+    def fmt(x):
+        return "n/a" if x is None else f"{100 * x:+.1f}"
+
+    con.print(f"ACC {100 * s.acc:.1f}  BWT {fmt(s.bwt)}  FWT {fmt(s.fwt)} (vs base)  "
+              f"forgetting {fmt(s.forgetting)} (Chaudhry)  probes: "
+              + ", ".join(f"{k} {fmt(v)}" for k, v in s.probe_delta.items()))
+    last = list(result.geometry.values())[-1] if result.geometry else {}
+    if last:
+        con.print(f"drift L2 {last['drift_l2']['overall']:.3f}  sparsity(tau 1e-6) "
+                  f"{100 * last['sparsity']['1e-06']['overall']:.1f}%  wall {result.cost.wall_seconds:.0f} s")
+    con.print(f"wrote {out}/result.json")
+
+
+def cmd_analyze(args) -> int:
+    from rich.table import Table
+
+    from clbench import geometry
+    from clbench.cli import UserError, _console
+    from clbench.model import load_model
+
+    def weights(path: str) -> dict:
+        ck = Path(path) / "checkpoint" / "weights.safetensors"
+        if ck.exists():
+            from safetensors.torch import load_file
+
+            return load_file(str(ck))
+        return {n: p.detach() for n, p in load_model(path).model.named_parameters()}
+
+    base, tuned = weights(args.base), weights(args.tuned)
+    if set(base) != set(tuned):
+        raise UserError("analyze: the two models have different parameters; same architecture needed")
+    rep = geometry.geometry_report(base, tuned, taus=(args.tau,))
+    con = _console()
+    key = f"{args.tau:g}"
+    con.print(f"drift L2 {rep['drift_l2']['overall']:.6f}   sparsity {100 * rep['sparsity'][key]['overall']:.2f}%"
+              f"   sparsity in bfloat16 {100 * rep['sparsity_bf16'][key]['overall']:.2f}%")
+    t = Table(title="by component")
+    for c in ("component", "drift L2", "sparsity %", "sparsity bf16 %"):
+        t.add_column(c)
+    for comp, sp in rep["sparsity"][key]["by_component"].items():
+        t.add_row(comp, f"{rep['drift_l2']['by_component'].get(comp, 0.0):.4f}", f"{100 * sp:.2f}",
+                  f"{100 * rep['sparsity_bf16'][key]['by_component'][comp]:.2f}")
+    con.print(t)
+    t = Table(title="by layer")
+    for c in ("layer", "drift L2", "sparsity %"):
+        t.add_column(c)
+    for layer, sp in rep["sparsity"][key]["by_layer"].items():
+        t.add_row(layer, f"{rep['drift_l2']['by_layer'].get(layer, 0.0):.4f}", f"{100 * sp:.2f}")
+    con.print(t)
+    return 0

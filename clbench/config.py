@@ -1,0 +1,75 @@
+"""Pydantic specs: sequences and their budgets, and run configuration.
+
+Every field has a default or is required, and a description with units and why,
+so `extra="forbid"` turns a typo into an error that names the field.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Budget(Strict):
+    """What every method gets per task, so methods are compared on equal terms."""
+
+    steps: int = Field(ge=1, description="update steps per task (ES iterations, optimizer steps)")
+    completions: int = Field(ge=1, description="scored completions per task (population x batch x steps for ES)")
+    eval_every: int = Field(10, ge=1, description="steps between curve points on the dev subset")
+    dev_examples: int = Field(64, ge=1, description="dev items scored per column at each curve point")
+
+
+class SequenceSpec(Strict):
+    """A registered task sequence: new tasks in order, held-out probes, budget."""
+
+    name: str = Field(description="kebab-case registry name")
+    description: str = ""
+    tasks: list[str] = Field(min_length=1, description="new tasks, learned in this order")
+    probes: list[str] = Field(default_factory=list, description="prior abilities never trained on")
+    budget: Budget
+    model: str = Field("embedded", description="base model the budget and scores were set for")
+    method_config: dict[str, dict] = Field(
+        default_factory=dict, description="per-method tuned hyperparameters for this sequence")
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("a task may appear only once in a sequence")
+        return v
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> "SequenceSpec":
+        return cls.model_validate(yaml.safe_load(Path(path).read_text()))
+
+
+def describe_validation_error(err: ValidationError, where: str = "") -> str:
+    """One line per problem: `field: message`, for clean CLI errors."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        lines.append(f"{where}{loc}: {e['msg']}")
+    return "; ".join(lines)
+
+
+class RunConfig(Strict):
+    """One run: a pure function of these fields on CPU."""
+
+    method: str = Field(description="registered method name (see `clbench list`)")
+    sequence: str = Field(description="registered sequence name")
+    model: str = Field("embedded", description="'embedded' or a local Hugging Face model folder")
+    seed: int = Field(0, description="seeds noise, batches and everything random")
+    steps: int | None = Field(None, ge=1, description="override update steps per task (quick runs)")
+    eval_every: int | None = Field(None, ge=1, description="override steps between curve points")
+    eval_limit: int | None = Field(None, ge=1, description="score only the first N test items per "
+                                   "column (quick runs; a leaderboard entry needs all)")
+    output: str = Field("runs/run", description="output folder for result.json and checkpoints")
+    dtype: str = Field("float32", pattern="^(float32|bfloat16|float16)$", description="weight dtype")
+    device: str = Field("cpu", pattern="^(cpu|cuda|auto)$", description="where the model runs")
+    method_config: dict = Field(default_factory=dict, description="method hyperparameters "
+                                "(override the sequence's tuned values, which override defaults)")

@@ -1,0 +1,38 @@
+"""Batched greedy generation: the one decoding path for rewards and quick checks.
+
+Greedy, as in the ES papers, so a member's score is a deterministic function of
+its weights. Left padding so every prompt's last token sits at the same column.
+"""
+from __future__ import annotations
+
+import torch
+
+from clbench.model import stop_token_ids
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int,
+             batch_size: int = 64) -> tuple[list[str], int]:
+    """Completions cut at the first stop token, and the number of tokens processed
+    (prompt + generated, per sequence), for cost accounting."""
+    stops = stop_token_ids(tokenizer)
+    device = next(model.parameters()).device
+    out: list[str] = []
+    tokens = 0
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(device) for k, v in enc.items()}
+        gen = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=stops,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        new = gen[:, enc["input_ids"].shape[1] :]  # (batch, <= max_new_tokens)
+        for row in new.tolist():
+            cut = next((i for i, t in enumerate(row) if t in stops), len(row))
+            out.append(tokenizer.decode(row[:cut], skip_special_tokens=True))
+        tokens += int(enc["attention_mask"].sum()) + int(new.numel())
+    return out, tokens

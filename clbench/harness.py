@@ -1,0 +1,72 @@
+"""The lm-eval bridge: score an in-memory model on our tasks and lm-eval's own.
+
+HFLM wraps the live model object, so the runner scores after every task and at
+every curve point without saving or reloading weights. Our families are found
+through a TaskManager over their folders only (`include_defaults=False`: indexing
+lm-eval's 14k tasks costs seconds); names that are not ours go to a second,
+default TaskManager built only when needed (full-scale probes like hellaswag).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from clbench.registry import Registry
+
+
+@dataclass
+class Harness:
+    model: object
+    tokenizer: object
+    batch_size: int = 64
+    max_length: int = 256
+    registry: Registry = field(default_factory=Registry.load)
+
+    def __post_init__(self):
+        from lm_eval.models.huggingface import HFLM
+
+        for name in ("lm-eval", "lm_eval"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        self.lm = HFLM(pretrained=self.model, tokenizer=self.tokenizer,
+                       batch_size=self.batch_size, max_length=self.max_length,
+                       device=str(next(self.model.parameters()).device))
+        self._managers: dict[bool, object] = {}
+
+    def _manager(self, defaults: bool):
+        from lm_eval.tasks import TaskManager
+
+        if defaults not in self._managers:
+            paths = sorted({str(f.obj.lm_eval_dir) for f in self.registry.tasks.values()})
+            self._managers[defaults] = TaskManager(include_path=paths, include_defaults=defaults)
+        return self._managers[defaults]
+
+    def _lm_eval_name(self, name: str) -> str:
+        if name in self.registry.tasks:
+            return self.registry.tasks[name].obj.lm_eval_task_name()
+        return name
+
+    def score(self, tasks: list[str], split: str = "test", limit: int | None = None,
+              metric: str = "acc") -> dict[str, float]:
+        """{task: accuracy in [0, 1]} on the first `limit` items of `split`."""
+        from lm_eval.evaluator import evaluate
+
+        ours = [t for t in tasks if t in self.registry.tasks]
+        theirs = [t for t in tasks if t not in self.registry.tasks]
+        loaded: dict = {}
+        if ours:
+            built = self._manager(False).load([self._lm_eval_name(t) for t in ours])["tasks"]
+            for task in built.values():
+                task.config.test_split = split  # dev for curves, test for the matrix
+            loaded.update(built)
+        if theirs:
+            loaded.update(self._manager(True).load(theirs)["tasks"])
+        self.model.eval()
+        out = evaluate(lm=self.lm, task_dict=loaded, limit=limit, verbosity="ERROR",
+                       log_samples=False)
+        results = out["results"]
+        scores = {}
+        for t in tasks:
+            row = results[self._lm_eval_name(t)]
+            key = next(k for k in (f"{metric},none", f"{metric},strict-match", "acc,none") if k in row)
+            scores[t] = float(row[key])
+        return scores

@@ -1,0 +1,146 @@
+"""Load the embedded tiny model or any Hugging Face causal LM, and build the tiny one.
+
+The embedded model is a Llama (LlamaConfig, not Qwen2Config: transformers would
+reload a custom tokenizer as Qwen2's and drop spaces) with a character-level
+tokenizer, so that the benchmark runs offline on a 2-core CPU in minutes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+EMBEDDED_NAME = "embedded"
+EMBEDDED_DIR = Path(__file__).parent / "assets" / "tiny-llama"
+SPECIALS = ["<pad>", "<eos>", "<unk>"]
+# Every printable ASCII character plus newline: enough for all embedded tasks.
+CHARS = list("\n" + "".join(chr(c) for c in range(32, 127)))
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['content'] }}{% endfor %}"
+)
+
+
+class ModelNotFound(ValueError):
+    """A model that is neither embedded, a local folder, nor reachable."""
+
+
+def build_char_tokenizer():
+    """A PreTrainedTokenizerFast that maps every character to one token."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + CHARS)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        unk_token="<unk>",
+        padding_side="left",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def tiny_config(vocab_size: int, pad_id: int, eos_id: int):
+    """4 layers x 192 wide, ~1.8M parameters: big enough for the probe skills
+    (REFERENCE.md's trial model had this shape), small enough to pretrain in
+    minutes and to run an ES population on 2 cores."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=192,  # width; 4 heads of 48
+        intermediate_size=512,  # ~2.7x width, SwiGLU
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,  # prompts + answers are < 64 characters
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,  # tiny vocabulary; saves nothing big, keeps it simple
+        pad_token_id=pad_id,
+        eos_token_id=eos_id,
+        bos_token_id=None,
+    )
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    path: str
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    if name_or_path in (EMBEDDED_NAME, "", None):
+        return str(EMBEDDED_DIR)
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        if not (p / "config.json").exists():
+            raise ModelNotFound(
+                f"model: folder {p} has no config.json; point --model at a saved "
+                "Hugging Face model folder (save_pretrained output)"
+            )
+        return str(p)
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ModelNotFound(
+            f"model: {name_or_path!r} is not a local folder and the hub is offline "
+            "(HF_HUB_OFFLINE=1); download it while online (huggingface-cli download "
+            f"{name_or_path}) or pass --model /path/to/saved/model"
+        )
+    return name_or_path
+
+
+def load_model(name_or_path: str = EMBEDDED_NAME, dtype: str = "float32",
+               device: str = "cpu") -> LoadedModel:
+    """Load a causal LM and its tokenizer; left padding for batched generation."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model_path(name_or_path)
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+                   "float16": torch.float16}[dtype]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    except OSError as e:
+        raise ModelNotFound(
+            f"model: could not load {name_or_path!r} ({e.__class__.__name__}); pass a local "
+            "folder with --model or download the model while online"
+        ) from None
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model.to(device).eval()
+    name = EMBEDDED_NAME if path == str(EMBEDDED_DIR) else str(name_or_path)
+    return LoadedModel(model=model, tokenizer=tok, name=name, path=path)
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 over parameter names, shapes, dtypes and bytes (first 16 hex digits)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """Generation stops at newline (end of an embedded answer) or EOS."""
+    ids = [tokenizer.eos_token_id]
+    nl = tokenizer.convert_tokens_to_ids("\n")
+    if isinstance(nl, int) and nl != tokenizer.unk_token_id:
+        ids.append(nl)
+    return ids
+
+
+__all__ = ["build_char_tokenizer", "tiny_config", "load_model", "weights_fingerprint",
+           "stop_token_ids", "ModelNotFound", "EMBEDDED_DIR"]

@@ -1,0 +1,179 @@
+"""Scoring a population of weight perturbations: only seeds and rewards cross.
+
+A perturbation method (ES and its variants) hands the backend a picklable
+`perturbation` object and a list of members; the backend applies each member's
+perturbation to a model replica, generates greedily, scores with the task's
+own scoring function, and undoes the perturbation. Weights never travel: every
+replica applies the same seeded update (`apply`), as in Qiu et al.
+(arXiv 2509.24372). `inprocess` uses the run's model; `local` runs one worker
+process per core, since batched greedy decoding of a tiny model gains little
+from a second thread (REFERENCE.md).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from clbench.generation import generate
+
+
+@dataclass(frozen=True)
+class Member:
+    seed: int
+    sign: int = 1  # +1 / -1 for mirrored (antithetic) pairs
+
+
+@dataclass(frozen=True)
+class Batch:
+    task: str
+    items: list
+
+
+class Perturbation(Protocol):
+    def perturb(self, model: torch.nn.Module, member: Member, scale: float) -> None:
+        """theta += scale * (this member's noise), tensor by tensor, in place."""
+
+
+def score_member(model, tokenizer, registry, perturbation, member: Member,
+                 batches: list[Batch]) -> tuple[list[float], int]:
+    """Mean reward per batch for one member, and tokens processed; restores the weights."""
+    perturbation.perturb(model, member, +1.0)
+    try:
+        rewards, tokens = [], 0
+        for b in batches:
+            fam = registry.task(b.task)
+            comps, n = generate(model, tokenizer, [i["prompt"] for i in b.items], fam.max_new_tokens,
+                                batch_size=len(b.items))
+            tokens += n
+            scores = fam.score_many(b.items, comps)
+            rewards.append(sum(s.reward for s in scores) / len(scores))
+    finally:
+        perturbation.perturb(model, member, -1.0)
+    return rewards, tokens
+
+
+class InProcessBackend:
+    """Scores members one after another on the run's own model."""
+
+    name = "inprocess"
+
+    def __init__(self, model, tokenizer, registry):
+        self.model, self.tokenizer, self.registry = model, tokenizer, registry
+
+    def evaluate(self, perturbation, members: list[Member], batches: list[Batch]):
+        out, tokens = [], 0
+        for m in members:
+            r, n = score_member(self.model, self.tokenizer, self.registry, perturbation, m, batches)
+            out.append(r)
+            tokens += n
+        return out, tokens
+
+    def apply(self, fn, *args) -> None:
+        """Run `fn(model, *args)` on every replica (here: the one model)."""
+        fn(self.model, *args)
+
+    def sync(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _worker(conn, model_path: str, dtype: str, threads: int) -> None:
+    """A replica: loads the model once, then serves evaluate/apply/sync requests."""
+    torch.set_num_threads(threads)
+    from clbench.model import load_model
+    from clbench.registry import Registry
+
+    lm = load_model(model_path, dtype=dtype)
+    registry = Registry.load()
+    while True:
+        msg = conn.recv()
+        kind = msg[0]
+        try:
+            if kind == "evaluate":
+                _, pert, members, batches = msg
+                res = [score_member(lm.model, lm.tokenizer, registry, pert, m, batches) for m in members]
+                conn.send(("ok", res))
+            elif kind == "apply":
+                _, fn, args = msg
+                fn(lm.model, *args)
+                conn.send(("ok", None))
+            elif kind == "sync":
+                lm.model.load_state_dict(msg[1])
+                conn.send(("ok", None))
+            elif kind == "close":
+                conn.send(("ok", None))
+                return
+        except Exception as e:  # report, don't hang the parent
+            conn.send(("error", repr(e)))
+
+
+class LocalProcessBackend:
+    """One worker process per core, each with a model replica and one thread.
+
+    Members are split into contiguous chunks, one per worker, so the result
+    order (and therefore the update) is the same as in-process.
+    """
+
+    name = "local"
+
+    def __init__(self, model, tokenizer, registry, model_path: str, dtype: str = "float32",
+                 workers: int | None = None):
+        self.model, self.tokenizer, self.registry = model, tokenizer, registry
+        n = workers or max(1, min(2, os.cpu_count() or 1))
+        ctx = mp.get_context("spawn")  # fork after torch threads start can deadlock
+        self.conns, self.procs = [], []
+        for _ in range(n):
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=_worker, args=(child, model_path, dtype, 1), daemon=True)
+            p.start()
+            self.conns.append(parent)
+            self.procs.append(p)
+        self.sync()
+
+    def _ask_all(self, msgs) -> list:
+        for c, m in zip(self.conns, msgs):
+            c.send(m)
+        out = []
+        for c in self.conns:
+            status, payload = c.recv()
+            if status != "ok":
+                raise RuntimeError(f"population worker failed: {payload}")
+            out.append(payload)
+        return out
+
+    def sync(self) -> None:
+        """Load the run model's current weights into every replica (start, resume)."""
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        self._ask_all([("sync", state)] * len(self.conns))
+
+    def evaluate(self, perturbation, members: list[Member], batches: list[Batch]):
+        k = len(self.conns)
+        size = -(-len(members) // k)
+        chunks = [members[i * size : (i + 1) * size] for i in range(k)]
+        replies = self._ask_all([("evaluate", perturbation, ch, batches) for ch in chunks])
+        flat = [r for reply in replies for r in reply]
+        return [r for r, _ in flat], sum(n for _, n in flat)
+
+    def apply(self, fn, *args) -> None:
+        self._ask_all([("apply", fn, args)] * len(self.conns))
+        fn(self.model, *args)
+
+    def close(self) -> None:
+        for c, p in zip(self.conns, self.procs):
+            try:
+                c.send(("close",))
+                c.recv()
+            except (OSError, EOFError):
+                pass
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+
+
+BACKENDS = {"inprocess": InProcessBackend, "local": LocalProcessBackend}

@@ -1,0 +1,116 @@
+"""Methods, tasks and sequences, all discovered through entry points.
+
+Built-ins register in pyproject.toml exactly as a plugin package would, so
+they have no private door (lm-eval issues #1457, #1621). A broken plugin is a
+warning naming its package, never a crash of the rest; a duplicate name or a
+wrong base class is rejected; an unknown name lists the known ones.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import ClassVar
+from importlib.metadata import entry_points
+
+from clbench.config import SequenceSpec
+from clbench.task import TaskFamily
+
+METHODS_GROUP = "clbench.methods"
+TASKS_GROUP = "clbench.tasks"
+
+
+class UnknownName(ValueError):
+    """A user named something that is not registered."""
+
+
+@dataclass
+class Entry:
+    obj: object
+    origin: str  # distribution (package) that registered it
+
+
+@dataclass
+class Registry:
+    methods: dict[str, Entry] = field(default_factory=dict)
+    tasks: dict[str, Entry] = field(default_factory=dict)
+    sequences: dict[str, Entry] = field(default_factory=dict)
+
+    _cache: ClassVar["Registry | None"] = None
+
+    @classmethod
+    def load(cls, refresh: bool = False) -> "Registry":
+        if cls._cache is None or refresh:
+            reg = cls()
+            for ep in sorted(entry_points(group=METHODS_GROUP), key=lambda e: e.name):
+                reg._add_method(ep)
+            for ep in sorted(entry_points(group=TASKS_GROUP), key=lambda e: e.name):
+                reg._add_tasks(ep)
+            cls._cache = reg
+        return cls._cache
+
+    @staticmethod
+    def _origin(ep) -> str:
+        dist = getattr(ep, "dist", None)
+        return f"{dist.name} {dist.version}" if dist else "unknown"
+
+    def _safe_load(self, ep):
+        try:
+            return ep.load()
+        except Exception as e:  # a plugin's bug must not break the registry
+            warnings.warn(f"clbench: plugin entry point {ep.name!r} from package "
+                          f"{self._origin(ep)} failed to load: {e!r}; it is skipped", stacklevel=2)
+            return None
+
+    def _add_method(self, ep) -> None:
+        from clbench.method import Method
+
+        obj = self._safe_load(ep)
+        if obj is None:
+            return
+        if not (isinstance(obj, type) and issubclass(obj, Method)):
+            warnings.warn(f"clbench: method {ep.name!r} from {self._origin(ep)} is not a "
+                          "clbench.method.Method subclass; skipped", stacklevel=2)
+            return
+        self._put(self.methods, obj.name, obj, ep)
+
+    def _add_tasks(self, ep) -> None:
+        obj = self._safe_load(ep)
+        if obj is None:
+            return
+        for item in obj if isinstance(obj, (list, tuple)) else [obj]:
+            if isinstance(item, TaskFamily):
+                self._put(self.tasks, item.name, item, ep)
+            elif isinstance(item, SequenceSpec):
+                self._put(self.sequences, item.name, item, ep)
+            else:
+                warnings.warn(f"clbench: entry point {ep.name!r} from {self._origin(ep)} gave "
+                              f"{type(item).__name__}, not a TaskFamily or SequenceSpec; skipped",
+                              stacklevel=2)
+
+    def _put(self, table: dict, name: str, obj, ep) -> None:
+        if name in table:
+            warnings.warn(f"clbench: {name!r} from {self._origin(ep)} duplicates the one from "
+                          f"{table[name].origin}; the first is kept", stacklevel=2)
+            return
+        table[name] = Entry(obj, self._origin(ep))
+
+    @staticmethod
+    def _get(table: dict, kind: str, name: str):
+        if name not in table:
+            known = ", ".join(sorted(table)) or "(none)"
+            raise UnknownName(f"{kind}: unknown {kind} {name!r}; known: {known}")
+        return table[name].obj
+
+    def method(self, name: str):
+        return self._get(self.methods, "method", name)
+
+    def task(self, name: str) -> TaskFamily:
+        return self._get(self.tasks, "task", name)
+
+    def sequence(self, name: str) -> SequenceSpec:
+        seq = self._get(self.sequences, "sequence", name)
+        for t in seq.tasks + seq.probes:
+            if t not in self.tasks:
+                raise UnknownName(f"sequence {name!r} names unknown task {t!r}; "
+                                  f"known: {', '.join(sorted(self.tasks))}")
+        return seq

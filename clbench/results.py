@@ -1,0 +1,141 @@
+"""RunResult: a run's output and, unchanged, a leaderboard submission.
+
+Pydantic with `extra="forbid"` and finite floats, so a tampered or truncated
+file fails validation with the field named. Written only through the atomic
+writer.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from clbench.atomic import write_json
+
+SCHEMA_VERSION = 1
+
+
+class Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class MethodInfo(Doc):
+    name: str
+    version: int
+    config: dict
+
+
+class SequenceInfo(Doc):
+    name: str
+    fingerprint: str = Field(description="sha256 over the task specs and generated data")
+    tasks: list[str]
+    probes: list[str]
+    task_versions: dict[str, int]
+
+
+class BudgetInfo(Doc):
+    steps_per_task: dict[str, int]
+    completions_per_task: dict[str, int] = Field(description="scored completions actually spent")
+    registered_steps: int
+    registered_completions: int
+    eval_split: str
+    examples_per_column: dict[str, int]
+    curve_split: str = "dev"
+    curve_examples: int
+
+
+class DataAccess(Doc):
+    earlier_tasks: bool = Field(False, description="learned from earlier tasks' training data (replay)")
+    general: bool = Field(False, description="learned from general data (e.g. pretraining mixture)")
+
+
+class ModelInfo(Doc):
+    name: str
+    fingerprint: str
+    parameters: int
+    dtype: str
+
+
+class Matrix(Doc):
+    rows: list[str]
+    columns: list[str]
+    values: list[list[float]]
+
+    @field_validator("values")
+    @classmethod
+    def _in_unit_interval(cls, v):
+        for row in v:
+            for x in row:
+                if not 0.0 <= x <= 1.0:
+                    raise ValueError(f"score {x} outside [0, 1]")
+        return v
+
+
+class Summary(Doc):
+    acc: float
+    bwt: Optional[float]
+    fwt: Optional[float]
+    forgetting: Optional[float]
+    forgetting_avalanche: Optional[float]
+    probe_delta: dict[str, float]
+
+
+class CurvePoint(Doc):
+    task: str
+    step: int
+    global_step: int
+    scores: dict[str, float]
+    reward: Optional[float] = None
+    drift_l2: float
+    drift_l2_task: float
+    sparsity: float
+
+
+class Cost(Doc):
+    wall_seconds: float
+    forward_tokens: int
+    backward_tokens: int
+    members_scored: int
+    completions: int
+    peak_rss_bytes: int
+
+
+class Environment(Doc):
+    python: str
+    torch: str
+    transformers: str
+    lm_eval: str
+    clbench: str
+    device: str
+    git_commit: Optional[str]
+    platform: str
+
+
+class RunResult(Doc):
+    schema_version: int = SCHEMA_VERSION
+    method: MethodInfo
+    sequence: SequenceInfo
+    budget: BudgetInfo
+    data_access: DataAccess
+    model: ModelInfo
+    seed: int
+    matrix: Matrix
+    summary: Summary
+    curves: list[CurvePoint]
+    geometry: dict[str, dict] = Field(description="per task end: drift, sparsity, by component/layer")
+    cost: Cost
+    environment: Environment
+
+    def write(self, path: str | Path) -> Path:
+        return write_json(path, self.model_dump(mode="json"))
+
+    @classmethod
+    def read(cls, path: str | Path) -> "RunResult":
+        return cls.model_validate(json.loads(Path(path).read_text()))
+
+
+def finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -1,0 +1,126 @@
+"""The task-family contract: what a task in `tasks/` (or a plugin) provides.
+
+A family owns a deterministic generator (seed + version -> three splits), one
+scoring function used both as training reward and evaluation metric, and an
+lm-eval task config that reads the generated data. Keeping reward and metric in
+one function means training and evaluation cannot disagree (ARCHITECTURE.md),
+the failure TRACE shows with its per-dataset `if` chains.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar, Literal
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Score:
+    """`reward` drives learning (may give partial credit); `correct` is the metric."""
+
+    reward: float
+    correct: bool
+
+
+class TaskFamily:
+    """Base class of a task family. Subclasses fill `sample` and `score`.
+
+    Splits are generated test first, then dev, then train, and an item whose
+    `key` already appeared in an earlier split is skipped, so no dev or test item
+    can leak into training data.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    kind: ClassVar[Literal["generate", "choice"]] = "generate"
+    role: ClassVar[Literal["task", "probe"]] = "task"
+    description: ClassVar[str] = ""
+    max_new_tokens: ClassVar[int] = 16
+    seed: ClassVar[int] = 1234
+    split_sizes: ClassVar[dict[str, int]] = {"train": 4000, "dev": 200, "test": 500}
+    stop: ClassVar[tuple[str, ...]] = ("\n",)
+
+    # ---- to implement -------------------------------------------------
+    def sample(self, rng: random.Random) -> dict:
+        """One item: at least {"prompt", "target"}; choice tasks add "choices", "label"."""
+        raise NotImplementedError
+
+    def score(self, item: dict, completion: str) -> Score:
+        """Score a model completion (text after the prompt, before the stop string)."""
+        raise NotImplementedError
+
+    def score_many(self, items: list[dict], completions: list[str]) -> list[Score]:
+        """Batch hook: families with expensive scoring (sandboxed code) override it."""
+        return [self.score(i, c) for i, c in zip(items, completions)]
+
+    # ---- provided -----------------------------------------------------
+    @staticmethod
+    def key(item: dict) -> str:
+        """Identity used for split disjointness: the prompt (choices don't matter)."""
+        return item["prompt"]
+
+    @cached_property
+    def splits(self) -> dict[str, list[dict]]:
+        seen: set[str] = set()
+        out: dict[str, list[dict]] = {}
+        for offset, split in enumerate(("test", "dev", "train")):
+            rng = random.Random(f"{self.name}/v{self.version}/{self.seed}/{split}")
+            items: list[dict] = []
+            tries = 0
+            while len(items) < self.split_sizes[split]:
+                tries += 1
+                if tries > 50 * self.split_sizes[split] + 1000:
+                    raise RuntimeError(f"task {self.name}: item space too small for split {split}")
+                item = self.sample(rng)
+                k = self.key(item)
+                if k in seen:
+                    continue
+                seen.add(k)
+                items.append({"id": f"{self.name}-{split}-{len(items)}", **item})
+            out[split] = items
+        return {s: out[s] for s in SPLITS}
+
+    def split(self, name: str) -> list[dict]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; use one of {SPLITS}")
+        return self.splits[name]
+
+    def held_out_keys(self) -> set[str]:
+        """Keys of dev and test items: pretraining mixtures must avoid them."""
+        return {self.key(i) for s in ("dev", "test") for i in self.splits[s]}
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 over name, version and every generated item of every split."""
+        h = hashlib.sha256(f"{self.name}/v{self.version}".encode())
+        for s in SPLITS:
+            for item in self.splits[s]:
+                h.update(json.dumps(item, sort_keys=True).encode())
+        return h.hexdigest()[:16]
+
+    @property
+    def lm_eval_dir(self) -> Path:
+        """Folder holding this family's lm-eval YAML (next to the module by default)."""
+        import inspect
+
+        return Path(inspect.getfile(type(self))).parent
+
+    def lm_eval_task_name(self) -> str:
+        return self.name
+
+    def as_dataset(self, **_: object):
+        """The splits as a datasets.DatasetDict, for lm-eval's `custom_dataset`."""
+        return self._dataset
+
+    @cached_property
+    def _dataset(self):
+        import datasets
+
+        return datasets.DatasetDict(
+            {s: datasets.Dataset.from_list(self.splits[s]) for s in SPLITS}
+        )

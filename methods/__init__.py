@@ -1,0 +1,1 @@
+"""Built-in methods, one file each, installed as `clbench.methods`."""

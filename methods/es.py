@@ -1,0 +1,156 @@
+"""Evolution Strategies for LLM fine-tuning, the engine every ES variant shares.
+
+Qiu et al., "Evolution Strategies at Scale: LLM Fine-Tuning Beyond
+Reinforcement Learning", arXiv 2509.24372 (reference code: the authors'
+es-fine-tuning-paper repository). Per iteration t:
+
+  members n = 1..N, each a seed; eps_n ~ N(0, I) regenerated from it, tensor by tensor
+  R_n   = mean reward of theta + sigma * eps_n on one batch shared by all members
+  z_n   = (R_n - mean(R)) / (std(R) + 1e-8)                        (z-scores)
+  theta <- theta + alpha * (1/N) * sum_n z_n * eps_n               (no 1/sigma)
+
+Departures, deliberate: each tensor is seeded from (member seed, tensor index)
+(the original reseeds every tensor with the member's seed, so same-shape
+tensors get identical noise; `shared_seed: true` restores that), and mirrored
+pairs (+eps, -eps) are on by default to halve the reward noise. Member seeds and
+batches derive from (run seed, task index, step), so a resumed run draws the
+same noise as an uninterrupted one and the checkpoint need only hold weights.
+
+Variants override one hook each (evosax's shape): `perturb_mask` (which entries
+move), `update_mask` (which entries of the update are kept), `fitness` (how a
+member's rewards become one number) and `after_update`.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from clbench.method import Method, MethodConfig
+from clbench.population import Batch, Member
+
+
+class ESConfig(MethodConfig):
+    population: int = Field(30, ge=2, description="members per iteration N (the papers' 30)")
+    sigma: float = Field(0.02, gt=0, description="noise scale; the papers' 1e-3 barely changes a "
+                         "tiny float32 model's greedy answers (REFERENCE.md), 1e-2..3e-2 learns")
+    alpha: float = Field(0.005, gt=0, description="step size; drift grows ~ alpha*sqrt(D*t/N), "
+                         "2e-2 wrecked prior skills in our trial")
+    batch_size: int = Field(32, ge=1, description="training prompts per iteration, shared by all members")
+    mirrored: bool = Field(True, description="antithetic pairs (+eps, -eps); population must be even")
+    shared_seed: bool = Field(False, description="original behaviour: every tensor reseeded with the "
+                              "member seed (same-shape tensors get identical noise)")
+    backend: Literal["inprocess", "local"] = Field("local", description="population scoring: "
+                                                   "in-process, or one worker process per core")
+    workers: int = Field(2, ge=1, description="worker processes for the local backend")
+
+
+def _mix(*parts: int | str) -> int:
+    """A 63-bit seed from parts; stable across processes and Python versions."""
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Seeded Gaussian noise, regenerated tensor by tensor: no copy per member.
+
+    Picklable, so population workers regenerate exactly the same noise.
+    """
+
+    sigma: float
+    shared_seed: bool = False
+    masks: tuple = ()  # optional per-parameter boolean masks (sparse variants), same order
+
+    def eps(self, seed: int, index: int, param: torch.Tensor) -> torch.Tensor:
+        gen = torch.Generator(device="cpu").manual_seed(seed if self.shared_seed else _mix(seed, index))
+        e = torch.randn(param.shape, generator=gen, dtype=torch.float32)  # (param.shape)
+        if self.masks:
+            e = e * self.masks[index]
+        return e.to(param.device)
+
+    @torch.no_grad()
+    def perturb(self, model: torch.nn.Module, member: Member, scale: float) -> None:
+        step = self.sigma * member.sign * scale
+        for i, (_, p) in enumerate(model.named_parameters()):  # shared (tied) tensors once
+            p.add_(self.eps(member.seed, i, p).to(p.dtype), alpha=step)
+
+
+@torch.no_grad()
+def apply_update(model: torch.nn.Module, noise: Noise, members: list[Member],
+                 weights: list[float], alpha: float, keep=None) -> None:
+    """theta += alpha/N * sum_n w_n * sign_n * eps_n, one tensor at a time.
+
+    `keep(index, delta)` returns a mask of update entries to keep (sparse variants).
+    Runs identically on every replica, so weights never travel.
+    """
+    n = len(members)
+    for i, (_, p) in enumerate(model.named_parameters()):
+        delta = torch.zeros(p.shape, dtype=torch.float32, device=p.device)  # (p.shape) accumulator
+        for m, w in zip(members, weights):
+            if w != 0.0:
+                delta.add_(noise.eps(m.seed, i, p), alpha=w * m.sign)
+        delta.mul_(alpha / n)
+        if keep is not None:
+            delta.mul_(keep(i, delta))
+        p.add_(delta.to(p.dtype))
+
+
+def zscore(rewards: list[float]) -> list[float]:
+    """(R - mean) / (std + 1e-8), population std as in the reference code."""
+    r = torch.tensor(rewards, dtype=torch.float64)
+    return ((r - r.mean()) / (r.std(unbiased=False) + 1e-8)).tolist()
+
+
+class ES(Method):
+    name = "es"
+    version = 1
+    Config = ESConfig
+
+    # ---- hooks for variants -----------------------------------------------
+    def perturb_masks(self, model, ctx) -> tuple:
+        """Masks of entries to perturb and update (empty: all entries)."""
+        return ()
+
+    def update_keep(self):
+        """A `keep(index, delta)` function masking the update, or None for all."""
+        return None
+
+    def batches(self, task, step_rng: random.Random, ctx) -> list[Batch]:
+        items = ctx.train_items(task)
+        return [Batch(task.name, step_rng.sample(items, min(self.config.batch_size, len(items))))]
+
+    def fitness(self, rewards: list[float]) -> float:
+        """One member's per-batch mean rewards -> its fitness (replay mixes them)."""
+        return rewards[0]
+
+    def after_update(self, model, ctx) -> None:
+        """E.g. anchored weight decay; default nothing."""
+
+    # ---- the loop ----------------------------------------------------------
+    def members(self, step_seed: int) -> list[Member]:
+        c = self.config
+        if c.mirrored:
+            if c.population % 2:
+                raise ValueError("population: must be even when mirrored is true")
+            return [Member(_mix(step_seed, k), s) for k in range(c.population // 2) for s in (1, -1)]
+        return [Member(_mix(step_seed, k), 1) for k in range(c.population)]
+
+    def learn(self, task, ctx) -> None:
+        c = self.config
+        noise = Noise(c.sigma, c.shared_seed, self.perturb_masks(ctx.model, ctx))
+        pop = ctx.population(c.backend, c.workers)
+        for step in range(ctx.start_step, ctx.steps):
+            step_seed = _mix(ctx.seed, ctx.task_index, step)
+            batches = self.batches(task, random.Random(step_seed), ctx)
+            members = self.members(step_seed)
+            rewards, tokens = pop.evaluate(noise, members, batches)
+            fit = [self.fitness(r) for r in rewards]
+            pop.apply(apply_update, noise, members, zscore(fit), c.alpha, self.update_keep())
+            self.after_update(ctx.model, ctx)
+            ctx.step(forward_tokens=tokens, members_scored=len(members),
+                     completions=len(members) * sum(len(b.items) for b in batches),
+                     reward=sum(fit) / len(fit))

@@ -1,0 +1,1 @@
+"""Built-in task families and sequences, installed as `clbench.tasks`."""

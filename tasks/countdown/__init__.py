@@ -1,0 +1,56 @@
+"""Countdown (math): reach a target from 3-4 small numbers with + - * / and ().
+
+Embedded scale: numbers 1-9, prompt `cd 3 5 7=22:`, answer `3*5+7`. Targets are
+reachable by construction (a random expression over the numbers). The papers'
+full-size format (numbers 1-99, <think>/<answer> tags) is scored by
+`scoring.score_tagged` and used by the full-scale task specs.
+"""
+from __future__ import annotations
+
+import random
+
+from clbench.task import Score, TaskFamily
+
+from .scoring import _eval, parse_expression, score_plain, score_tagged  # noqa: F401
+
+
+def random_expression(nums: list[int], rng: random.Random) -> tuple[str, float]:
+    """Combine the numbers in random order with random ops; keeps integer values."""
+    items = [(str(n), float(n), True) for n in nums]
+    rng.shuffle(items)
+    while len(items) > 1:
+        i = rng.randrange(len(items) - 1)
+        (ea, va, aa), (eb, vb, ab) = items[i], items[i + 1]
+        ops = ["+", "-", "*"] + (["/"] if vb != 0 and va % vb == 0 else [])
+        op = rng.choice(ops)
+        wrap_a = ea if aa or op in "+-" else f"({ea})"
+        wrap_b = eb if ab or op == "+" else f"({eb})"
+        value = {"+": va + vb, "-": va - vb, "*": va * vb, "/": va / vb if vb else 0.0}[op]
+        items[i : i + 2] = [(f"{wrap_a}{op}{wrap_b}", value, False)]
+    return items[0][0], items[0][1]
+
+
+class Countdown(TaskFamily):
+    name = "countdown"
+    version = 1
+    description = "math: write an expression that uses each given number once and hits the target"
+    max_new_tokens = 16
+
+    def sample(self, rng: random.Random) -> dict:
+        while True:
+            nums = [rng.randint(1, 9) for _ in range(rng.choice((3, 4)))]
+            expr, value = random_expression(nums, rng)
+            if value == int(value) and 1 <= value <= 99:
+                target = int(value)
+                return {
+                    "prompt": f"cd {' '.join(map(str, nums))}={target}:",
+                    "target": expr,
+                    "nums": nums,
+                    "goal": target,
+                }
+
+    def score(self, item: dict, completion: str) -> Score:
+        return score_plain(completion, item["nums"], item["goal"])
+
+
+TASK = Countdown()

@@ -1,0 +1,88 @@
+"""Countdown scoring: one function for training reward and evaluation metric.
+
+Reward as in the ES papers (arXiv 2509.24372, 2601.20861): 0.1 * format + answer.
+The expression is parsed with `ast` and evaluated by walking the tree: nothing
+the model writes is ever executed.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from collections import Counter
+
+from clbench.task import Score
+
+ALLOWED = re.compile(r"^[0-9+\-*/() ]+$")
+MAX_LEN = 64
+TAGGED = re.compile(r"^<think>.*?</think>\n<answer>.*?</answer>$", re.DOTALL)
+ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def _eval(node: ast.AST) -> float:
+    if isinstance(node, ast.Expression):
+        return _eval(node.body)
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return float(node.value)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+        a, b = _eval(node.left), _eval(node.right)
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        if isinstance(node.op, ast.Mult):
+            return a * b
+        if b == 0:
+            raise ZeroDivisionError
+        return a / b
+    raise ValueError("not an arithmetic expression")
+
+
+def _numbers(node: ast.AST) -> list[int]:
+    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant)]
+
+
+def parse_expression(text: str) -> ast.Expression | None:
+    """The expression's tree if it is plain arithmetic on integers, else None."""
+    text = text.strip()
+    if not text or len(text) > MAX_LEN or not ALLOWED.match(text):
+        return None
+    try:
+        tree = ast.parse(text, mode="eval")
+        _eval(tree)  # rejects unary minus, ** and anything else
+    except ZeroDivisionError:
+        return tree
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return None
+    return tree
+
+
+def answer_correct(text: str, nums: list[int], target: int) -> bool:
+    """Uses exactly `nums` once each and evaluates to `target` within 1e-5."""
+    tree = parse_expression(text)
+    if tree is None:
+        return False
+    if Counter(_numbers(tree)) != Counter(nums):
+        return False
+    try:
+        return abs(_eval(tree) - target) < 1e-5
+    except (ZeroDivisionError, OverflowError):
+        return False
+
+
+def score_plain(completion: str, nums: list[int], target: int) -> Score:
+    """Embedded format: the completion is the bare expression."""
+    fmt = 1.0 if parse_expression(completion) is not None else 0.0
+    ok = answer_correct(completion, nums, target)
+    return Score(reward=0.1 * fmt + float(ok), correct=ok)
+
+
+def score_tagged(completion: str, nums: list[int], target: int) -> Score:
+    """Papers' format: <think>...</think>\\n<answer>...</answer>, last answer tag counts."""
+    text = completion.strip()
+    if TAGGED.match(text):
+        fmt = 1.0
+    else:
+        fmt = 0.1 * ("<think>" in text) + 0.5 * ("<answer>" in text)
+    answers = ANSWER_TAG.findall(text)
+    ok = bool(answers) and answer_correct(answers[-1], nums, target)
+    return Score(reward=0.1 * fmt + float(ok), correct=ok)

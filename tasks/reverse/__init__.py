@@ -1,0 +1,26 @@
+"""Reverse (generative probe of a prior skill): write a string backwards."""
+from __future__ import annotations
+
+import random
+import string
+
+from clbench.task import Score, TaskFamily
+
+
+class Reverse(TaskFamily):
+    name = "reverse"
+    version = 1
+    role = "probe"
+    description = "probe: reverse a string (greedy, exact match)"
+    max_new_tokens = 12
+
+    def sample(self, rng: random.Random) -> dict:
+        word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(5, 9)))
+        return {"prompt": f"rev {word}:", "target": word[::-1]}
+
+    def score(self, item: dict, completion: str) -> Score:
+        ok = completion.strip() == item["target"]
+        return Score(reward=float(ok), correct=ok)
+
+
+TASK = Reverse()

@@ -1,0 +1,31 @@
+"""Sort (generative probe of a prior skill): sort the letters of a string.
+
+Long outputs at the edge of the model's skill break first under drift
+(REFERENCE.md: a greedy sort probe lost 10 points at a 40% random drift), which
+is why this probe exists: it can show forgetting at CPU budgets.
+"""
+from __future__ import annotations
+
+import random
+import string
+
+from clbench.task import Score, TaskFamily
+
+
+class Sort(TaskFamily):
+    name = "sort"
+    version = 1
+    role = "probe"
+    description = "probe: sort the letters of a string (greedy, exact match)"
+    max_new_tokens = 12
+
+    def sample(self, rng: random.Random) -> dict:
+        word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(5, 8)))
+        return {"prompt": f"sort {word}:", "target": "".join(sorted(word))}
+
+    def score(self, item: dict, completion: str) -> Score:
+        ok = completion.strip() == item["target"]
+        return Score(reward=float(ok), correct=ok)
+
+
+TASK = Sort()

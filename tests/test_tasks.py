@@ -1,0 +1,120 @@
+"""Task families: deterministic splits, no leakage, scoring behaviour, YAML agreement."""
+import random
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clbench.registry import Registry
+from clbench.tasks.countdown import TASK as COUNTDOWN
+from clbench.tasks.countdown.scoring import score_plain, score_tagged
+
+REG = Registry.load()
+FAMILIES = sorted(REG.tasks)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_splits_are_disjoint_and_sized(name):
+    fam = REG.task(name)
+    keys = {s: [fam.key(i) for i in fam.split(s)] for s in ("train", "dev", "test")}
+    for s, ks in keys.items():
+        assert len(ks) == fam.split_sizes[s] and len(set(ks)) == len(ks)
+    assert not set(keys["train"]) & (set(keys["dev"]) | set(keys["test"]))
+    assert not set(keys["dev"]) & set(keys["test"])
+
+
+def test_no_family_trains_on_another_familys_held_out_items():
+    held = set().union(*(REG.task(n).held_out_keys() for n in FAMILIES))
+    for n in FAMILIES:
+        assert not {REG.task(n).key(i) for i in REG.task(n).split("train")} & held
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_generation_is_deterministic(name):
+    fam = REG.task(name)
+    fresh = type(fam)()
+    assert fresh.split("test") == fam.split("test")
+    assert fresh.fingerprint == fam.fingerprint
+
+
+@pytest.mark.parametrize("name", [n for n in FAMILIES if REG.task(n).kind == "generate"])
+def test_reference_answers_score_correct_and_garbage_scores_zero(name):
+    fam = REG.task(name)
+    items = fam.split("dev")[:40]
+    good = fam.score_many(items, [i["target"] for i in items])
+    assert all(s.correct for s in good)
+    bad = fam.score_many(items, ["?!"] * len(items))
+    assert all(not s.correct and s.reward == 0.0 for s in bad)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_yaml_matches_family(name):
+    fam = REG.task(name)
+    text = (fam.lm_eval_dir / f"{fam.lm_eval_task_name()}.yaml").read_text()
+    text = re.sub(r"!function \S+", "fn", text)
+    cfg = yaml.safe_load(text)
+    assert cfg["task"] == fam.lm_eval_task_name()
+    assert cfg["metadata"]["version"] == fam.version
+    if fam.kind == "generate":
+        assert cfg["generation_kwargs"]["max_gen_toks"] == fam.max_new_tokens
+        assert cfg["generation_kwargs"]["until"] == list(fam.stop)
+
+
+def test_countdown_scoring_by_hand():
+    nums, target = [3, 5, 7], 22
+    assert score_plain("3*5+7", nums, target).reward == pytest.approx(1.1)
+    assert score_plain(" 7+3*5 ", nums, target).correct
+    s = score_plain("3*5+8", nums, target)  # well formed, wrong numbers
+    assert (s.reward, s.correct) == (pytest.approx(0.1), False)
+    assert not score_plain("3*5+7+0", nums, target).correct  # extra number
+    assert not score_plain("35-13", nums, target).correct  # concatenated digits
+    assert not score_plain("-3+5*5", [3, 5, 5], 22).correct  # unary minus is not allowed
+    assert score_plain("__import__('os')", nums, target).reward == 0.0
+    assert score_plain("(3+5)/(7-7)", [3, 5, 7, 7], 1).reward == pytest.approx(0.1)  # div by 0
+    assert score_plain("9" * 70, nums, target).reward == 0.0  # over the length cap
+    assert score_plain("7*3+5/5", [7, 3, 5, 5], 22).correct  # float division within 1e-5
+
+
+def test_countdown_tagged_format_reward():
+    good = "<think>3 times 5 is 15</think>\n<answer>3*5+7</answer>"
+    assert score_tagged(good, [3, 5, 7], 22).reward == pytest.approx(1.1)
+    # no exact shape: 0.1*(0.1 think + 0.5 answer) + 1 for a right last answer
+    loose = "<think>x</think> <answer>1</answer><answer>3*5+7</answer>"
+    assert score_tagged(loose, [3, 5, 7], 22).reward == pytest.approx(0.06 + 1.0)
+    assert score_tagged("3*5+7", [3, 5, 7], 22).reward == 0.0
+
+
+def test_countdown_targets_are_reachable_by_construction():
+    rng = random.Random(7)
+    for _ in range(300):
+        item = COUNTDOWN.sample(rng)
+        assert 3 <= len(item["nums"]) <= 4 and all(1 <= n <= 9 for n in item["nums"])
+        assert COUNTDOWN.score(item, item["target"]).correct
+
+
+def test_code_prompt_hides_the_tests():
+    fam = REG.task("code")
+    for item in fam.split("test")[:50]:
+        shown = {int(p.split(">")[0]) for p in item["prompt"][5:-1].split()}
+        assert shown.isdisjoint({x for x, _ in item["tests"]})
+
+
+def test_code_partial_credit():
+    fam = REG.task("code")
+    item = {"prompt": "code 1>2:", "target": "x+1", "tests": [[1, 2], [2, 3], [5, 10]]}
+    assert fam.score(item, "x+1").reward == pytest.approx(2 / 3)
+    assert fam.score(item, "2*x").reward == pytest.approx(2 / 3)  # 2 ok, 4 != 3, 10 ok
+    assert fam.score(item, "x*x+1").reward == pytest.approx(1 / 3)  # 2 ok, 5 != 3, 26 != 10
+    assert fam.score(item, "x*x+1").correct is False
+
+
+def test_sort_choice_distractors_are_near_misses():
+    fam = REG.task("sort-choice")
+    for item in fam.split("test")[:100]:
+        answer = item["choices"][item["label"]]
+        assert answer == "".join(sorted(item["prompt"][5:-1]))
+        assert len(set(item["choices"])) == 4
+        for c in item["choices"]:
+            assert sorted(c) == sorted(answer)
+            assert sum(a != b for a, b in zip(c, answer)) in (0, 2)
