@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -47,10 +47,12 @@ class RunContext:
     budget: object
     earlier_tasks: list
     runner: "Runner"
-    rng: random.Random = field(init=False)
+    task_name: str = ""
 
-    def __post_init__(self):
-        self.rng = random.Random(f"{self.seed}/{self.task_index}/{self.start_step}")
+    def step_rng(self, step: int) -> random.Random:
+        """A seeded RNG for one update step: derived from (seed, task, step), so a
+        resumed run draws exactly what an uninterrupted one would."""
+        return random.Random(f"{self.seed}/{self.task_index}/{step}")
 
     def train_items(self, task) -> list[dict]:
         return task.split("train")
@@ -174,7 +176,7 @@ class Runner:
         self.ckpt.save(self.model, self.task_start, self.state, self.method.state_dict())
 
     def wall(self) -> float:
-        return self.state.cost_wall_before + (time.time() - self.t0)
+        return self.state.wall_before + (time.time() - self.t0)
 
     # ---- the loop --------------------------------------------------------------
     def run(self, resume: bool = False) -> RunResult:
@@ -195,14 +197,9 @@ class Runner:
             for ti, task in enumerate(self.tasks):
                 if ti < len(self.state.rows) - 1:
                     continue  # finished before the interruption
-                if self.state.task_index != ti:
-                    self.state.task_index, self.state.step_in_task = ti, 0
-                    self.task_start = {k: v.clone() for k, v in params(self.model).items()}
-                    self._checkpoint()
                 ctx = RunContext(self.model, self.lm.tokenizer, self.registry, self.base,
                                  self.cfg.seed, ti, self.steps, self.state.step_in_task,
-                                 self.seq.budget, self.tasks[:ti], self)
-                ctx.task_name = task.name
+                                 self.seq.budget, self.tasks[:ti], self, task.name)
                 self.progress.start_task(task.name, ti, self.state.step_in_task)
                 if self.state.step_in_task == 0:
                     self.method.begin_task(task, ctx)
@@ -214,6 +211,7 @@ class Runner:
                 self.state.rows.append(self.score_row())
                 self.state.task_index = ti + 1
                 self.state.step_in_task = 0
+                self.task_start = {k: v.clone() for k, v in params(self.model).items()}
                 self._checkpoint()
         for pop in self._pops.values():
             pop.close()

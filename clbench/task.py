@@ -54,6 +54,11 @@ class TaskFamily:
         """Score a model completion (text after the prompt, before the stop string)."""
         raise NotImplementedError
 
+    def pretraining_sample(self, rng: random.Random) -> dict:
+        """What `clbench pretrain-base` sees of this family (default: the task itself).
+        A family may show only part of its space, so the base model knows a little."""
+        return self.sample(rng)
+
     def score_many(self, items: list[dict], completions: list[str]) -> list[Score]:
         """Batch hook: families with expensive scoring (sandboxed code) override it."""
         return [self.score(i, c) for i, c in zip(items, completions)]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from clbench.method import Method, MethodConfig
 from clbench.population import Batch, Member
@@ -47,6 +47,12 @@ class ESConfig(MethodConfig):
     backend: Literal["inprocess", "local"] = Field("local", description="population scoring: "
                                                    "in-process, or one worker process per core")
     workers: int = Field(2, ge=1, description="worker processes for the local backend")
+
+    @model_validator(mode="after")
+    def _even_when_mirrored(self):
+        if self.mirrored and self.population % 2:
+            raise ValueError(f"population must be even when mirrored is true (got {self.population})")
+        return self
 
 
 def _mix(*parts: int | str) -> int:
@@ -134,8 +140,6 @@ class ES(Method):
     def members(self, step_seed: int) -> list[Member]:
         c = self.config
         if c.mirrored:
-            if c.population % 2:
-                raise ValueError("population: must be even when mirrored is true")
             return [Member(_mix(step_seed, k), s) for k in range(c.population // 2) for s in (1, -1)]
         return [Member(_mix(step_seed, k), 1) for k in range(c.population)]
 

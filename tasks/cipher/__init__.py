@@ -1,7 +1,9 @@
 """Cipher (third new task): decode letters shifted forward by a stated amount.
 
-Prompt `dec 2 jgnnq:` -> `hello`. Exists so that `math-code-cipher` has three
-tasks: with two, Chaudhry's forgetting equals minus BWT (REFERENCE.md).
+Prompt `dec 2 jgnnq:` -> `hello`, shifts 1-7. Pretraining shows only shifts 1
+and 2, so the base model solves about that share and must learn the rest.
+Exists so that `math-code-cipher` has three tasks: with two, Chaudhry's
+forgetting equals minus BWT (REFERENCE.md).
 """
 from __future__ import annotations
 
@@ -23,10 +25,13 @@ class Cipher(TaskFamily):
     description = "decode a word whose letters were shifted forward by the stated amount"
     max_new_tokens = 8
 
-    def sample(self, rng: random.Random) -> dict:
-        word = "".join(rng.choice(LETTERS) for _ in range(rng.randint(3, 5)))
-        k = rng.randint(1, 3)
+    def sample(self, rng: random.Random, shifts: tuple[int, int] = (1, 7)) -> dict:
+        word = "".join(rng.choice(LETTERS) for _ in range(rng.randint(3, 6)))
+        k = rng.randint(*shifts)
         return {"prompt": f"dec {k} {shift(word, k)}:", "target": word}
+
+    def pretraining_sample(self, rng: random.Random) -> dict:
+        return self.sample(rng, shifts=(1, 2))
 
     def score(self, item: dict, completion: str) -> Score:
         ok = completion.strip() == item["target"]

@@ -15,7 +15,7 @@ class Reverse(TaskFamily):
     max_new_tokens = 12
 
     def sample(self, rng: random.Random) -> dict:
-        word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(5, 9)))
+        word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(6, 11)))
         return {"prompt": f"rev {word}:", "target": word[::-1]}
 
     def score(self, item: dict, completion: str) -> Score:

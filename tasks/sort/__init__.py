@@ -20,7 +20,7 @@ class Sort(TaskFamily):
     max_new_tokens = 12
 
     def sample(self, rng: random.Random) -> dict:
-        word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(5, 8)))
+        word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(6, 10)))
         return {"prompt": f"sort {word}:", "target": "".join(sorted(word))}
 
     def score(self, item: dict, completion: str) -> Score:

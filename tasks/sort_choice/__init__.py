@@ -36,7 +36,7 @@ class SortChoice(TaskFamily):
 
     def sample(self, rng: random.Random) -> dict:
         while True:
-            word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(6, 9)))
+            word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(7, 10)))
             answer = "".join(sorted(word))
             wrong = near_misses(answer, rng)
             if len(wrong) == 3:

@@ -1,0 +1,67 @@
+"""Registry behaviour and the CLI's handling of bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from clbench.config import SequenceSpec
+from clbench.registry import Registry, UnknownName
+
+
+def cli(*args):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "clbench.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_builtins_come_from_entry_points_with_origin():
+    reg = Registry.load()
+    assert {"countdown", "code", "cipher", "sort", "reverse", "sort-choice"} <= set(reg.tasks)
+    assert {"math-then-code", "math-code-cipher"} <= set(reg.sequences)
+    assert reg.methods["es"].origin.startswith("clbench ")
+    assert reg.sequence("math-code-cipher").tasks == ["countdown", "code", "cipher"]
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(UnknownName, match="known: .*math-then-code"):
+        Registry.load().sequence("math-then-cod")
+
+
+def test_sequence_spec_rejects_typos_and_duplicates():
+    base = {"name": "x", "tasks": ["countdown"], "budget": {"steps": 1, "completions": 1}}
+    SequenceSpec(**base)
+    with pytest.raises(ValueError, match="stepz"):
+        SequenceSpec(**{**base, "budget": {"stepz": 1, "completions": 1}})
+    with pytest.raises(ValueError, match="only once"):
+        SequenceSpec(**{**base, "tasks": ["countdown", "countdown"]})
+
+
+def test_cli_list_shows_all_three_kinds():
+    p = cli("list")
+    assert p.returncode == 0
+    for word in ("methods", "tasks", "sequences", "math-then-code", "sort-choice", "clbench"):
+        assert word in p.stdout
+
+
+def test_cli_eval_writes_scores_json(tmp_path):
+    out = tmp_path / "s.json"
+    p = cli("eval", "--tasks", "sort,cipher", "--limit", "10", "--output", str(out))
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(out.read_text())
+    assert doc["model"] == "embedded" and set(doc["scores"]) == {"sort", "cipher"}
+    assert all(0.0 <= v <= 1.0 for v in doc["scores"].values())
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["eval", "--sequence", "nope"], "known: "),
+    (["eval", "--tasks", "sort,nope"], "unknown task 'nope'"),
+    (["eval"], "exactly one of --sequence"),
+    (["eval", "--tasks", "sort", "--model", "/nonexistent/model"], "model:"),
+    (["eval", "--tasks", "sort", "--limit", "0"], "at least 1"),
+])
+def test_cli_bad_input_exit_2_no_traceback(args, needle):
+    p = cli(*args)
+    assert p.returncode == 2, p.stderr
+    assert needle in p.stderr and "Traceback" not in p.stderr

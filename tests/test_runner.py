@@ -1,0 +1,103 @@
+"""The runner with ES on a short budget: determinism, resume, CLI errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+QUICK = ["--steps", "3", "--eval-every", "1", "--eval-limit", "16",
+         "--set", "population=4", "--set", "batch_size=4", "--set", "backend=inprocess"]
+
+
+def clbench(*args, check=True, timeout=600):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    p = subprocess.run([sys.executable, "-m", "clbench.cli", *args], capture_output=True,
+                       text=True, env=env, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"clbench {' '.join(args)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    return p
+
+
+def numbers(out: Path) -> dict:
+    r = json.loads((out / "result.json").read_text())
+    for key in ("cost",):
+        r[key] = {k: v for k, v in r[key].items() if k not in ("wall_seconds", "peak_rss_bytes")}
+    r.pop("environment")
+    return r
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "a"
+    clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(out), *QUICK)
+    return out
+
+
+def test_result_has_matrix_summary_curves_geometry(quick_run):
+    r = json.loads((quick_run / "result.json").read_text())
+    m = r["matrix"]
+    assert m["rows"] == ["base", "countdown", "code"]
+    assert m["columns"] == ["countdown", "code", "sort", "reverse", "sort-choice"]
+    assert len(m["values"]) == 3 and all(len(row) == 5 for row in m["values"])
+    assert r["summary"]["bwt"] == pytest.approx(m["values"][2][0] - m["values"][1][0])
+    assert len(r["curves"]) == 6 and [c["global_step"] for c in r["curves"]] == [1, 2, 3, 4, 5, 6]
+    assert r["curves"][-1]["drift_l2"] > 0 and r["curves"][0]["sparsity"] < 0.5
+    assert r["cost"]["members_scored"] == 4 * 3 * 2 and r["cost"]["completions"] == 4 * 4 * 3 * 2
+    assert r["budget"]["steps_per_task"] == {"countdown": 3, "code": 3}
+    assert set(r["geometry"]) == {"countdown", "code"}
+    assert r["environment"]["torch"] and r["seed"] == 0
+
+
+def test_same_seed_twice_gives_identical_numbers(quick_run, tmp_path):
+    clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(tmp_path / "b"), *QUICK)
+    assert numbers(tmp_path / "b") == numbers(quick_run)
+
+
+def test_sigkill_then_resume_equals_uninterrupted(quick_run, tmp_path):
+    out = tmp_path / "k"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "clbench.cli", "run", "--method", "es", "--sequence",
+                             "math-then-code", "--output", str(out), *QUICK],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    state = out / "checkpoint" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once the second task has a checkpoint mid-way
+        if state.exists():
+            st = json.loads(state.read_text())
+            if st["task_index"] == 1 and st["step_in_task"] >= 1:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "result.json").exists()
+    done = json.loads(state.read_text())["global_step"]
+    clbench("run", "--resume", str(out))
+    assert numbers(out) == numbers(quick_run)
+    log = json.loads((out / "processes.json").read_text())
+    assert log == [{"resumed": True, "steps": 6 - done}]
+
+
+def test_bad_method_key_exits_2_and_writes_nothing(tmp_path):
+    p = clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(tmp_path / "x"),
+                "--set", "sigmaa=0.1", check=False)
+    assert p.returncode == 2 and "sigmaa" in p.stderr and "sigma" in p.stderr
+    assert "Traceback" not in p.stderr and not (tmp_path / "x").exists()
+
+
+def test_unknown_names_exit_2_listing_known(tmp_path):
+    p = clbench("run", "--method", "nope", "--sequence", "math-then-code", check=False)
+    assert p.returncode == 2 and "known: " in p.stderr and "es" in p.stderr
+    p = clbench("run", "--method", "es", "--sequence", "nope", check=False)
+    assert p.returncode == 2 and "math-then-code" in p.stderr
+
+
+def test_existing_output_is_never_overwritten(quick_run):
+    before = (quick_run / "result.json").read_bytes()
+    p = clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(quick_run),
+                *QUICK, check=False)
+    assert p.returncode == 2 and "--resume" in p.stderr
+    assert (quick_run / "result.json").read_bytes() == before
