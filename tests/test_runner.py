@@ -101,3 +101,18 @@ def test_existing_output_is_never_overwritten(quick_run):
                 *QUICK, check=False)
     assert p.returncode == 2 and "--resume" in p.stderr
     assert (quick_run / "result.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_ci_smoke_es_local_backend_end_to_end(tmp_path):
+    """The main command with the default (local, 2-worker) backend, a few steps."""
+    out = tmp_path / "smoke"
+    clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(out),
+            "--steps", "4", "--eval-every", "2", "--eval-limit", "32")
+    r = json.loads((out / "result.json").read_text())
+    assert r["method"]["config"]["backend"] == "local"
+    assert r["cost"]["members_scored"] == 30 * 4 * 2
+    assert r["curves"][-1]["drift_l2"] > 0
+    from clbench.results import RunResult
+
+    RunResult.read(out / "result.json")
