@@ -28,7 +28,7 @@ def main() -> None:
         tag = "_".join(s.replace("=", "") for s in sets)
         out = Path(args.out) / f"{args.sequence}-{tag}-s{args.steps}-seed{args.seed}"
         if not (out / "result.json").exists():
-            cmd = [sys.executable, "-m", "clbench.cli", "run", "--method", "es", "--sequence", args.sequence,
+            cmd = [sys.executable, "-m", "clbench", "run", "--method", "es", "--sequence", args.sequence,
                    "--steps", str(args.steps), "--eval-every", str(args.eval_every), "--seed", str(args.seed),
                    "--output", str(out)] + [a for s in sets for a in ("--set", s)]
             print("$", " ".join(cmd[2:]), flush=True)

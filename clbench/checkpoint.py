@@ -76,7 +76,8 @@ class Checkpointer:
     def load_task_start(self, model) -> dict[str, torch.Tensor]:
         ts = load_file(str(self.dir / "task_start.safetensors"))
         device = next(model.parameters()).device
-        return {k: v.to(device) for k, v in ts.items()}
+        # the model's parameter order, so sums over tensors add up in the same order
+        return {n: ts[n].to(device) for n, _ in model.named_parameters()}
 
     def log_process(self, steps: int, resumed: bool) -> None:
         """processes.json: update steps each process ran (tests check resume ran only the rest)."""

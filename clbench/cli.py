@@ -14,8 +14,7 @@ from pathlib import Path
 EXIT_USAGE = 2
 
 
-class UserError(Exception):
-    """A problem with what the user asked for; printed without a traceback."""
+from clbench.errors import UserError  # noqa: E402  (re-exported for plugins)
 
 
 def _offline_defaults() -> None:
@@ -25,6 +24,7 @@ def _offline_defaults() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's and HF's bars; ours are rich's
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="lm_eval")
 

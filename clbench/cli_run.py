@@ -22,6 +22,7 @@ def add_commands(sub) -> None:
     s.add_argument("--steps", type=int, help="update steps per task, overriding the budget (quick runs)")
     s.add_argument("--eval-every", type=int, help="steps between curve points")
     s.add_argument("--eval-limit", type=int, help="score only the first N test items per column")
+    s.add_argument("--curve-examples", type=int, help="dev items per column at each curve point")
     s.add_argument("--output", help="output folder (default runs/METHOD-SEQUENCE-seedSEED)")
     s.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     s.add_argument("--device", help="cpu (default), cuda or auto")
@@ -49,7 +50,7 @@ def build_config(args):
     """RunConfig from --config, flags and --set; every problem is a UserError."""
     from pydantic import ValidationError
 
-    from clbench.cli import UserError
+    from clbench.errors import UserError
     from clbench.config import RunConfig, describe_validation_error
     from clbench.registry import Registry
 
@@ -61,7 +62,7 @@ def build_config(args):
             raise UserError(f"--config: cannot read {args.config}: {e}") from None
         if not isinstance(fields, dict):
             raise UserError(f"--config: {args.config} must hold a mapping of run fields")
-    for key in ("method", "sequence", "model", "seed", "steps", "eval_every", "eval_limit",
+    for key in ("method", "sequence", "model", "seed", "steps", "eval_every", "eval_limit", "curve_examples",
                 "output", "dtype", "device"):
         if getattr(args, key) is not None:
             fields[key] = getattr(args, key)
@@ -95,7 +96,8 @@ def cmd_run(args) -> int:
     import torch
 
     from clbench.atomic import write_json
-    from clbench.cli import UserError, _console
+    from clbench.cli import _console
+    from clbench.errors import UserError
     from clbench.config import RunConfig
     from clbench.runner import Runner
 
@@ -153,7 +155,8 @@ def cmd_analyze(args) -> int:
     from rich.table import Table
 
     from clbench import geometry
-    from clbench.cli import UserError, _console
+    from clbench.cli import _console
+    from clbench.errors import UserError
     from clbench.model import load_model
 
     def weights(path: str) -> dict:

@@ -68,6 +68,8 @@ class RunConfig(Strict):
     eval_every: int | None = Field(None, ge=1, description="override steps between curve points")
     eval_limit: int | None = Field(None, ge=1, description="score only the first N test items per "
                                    "column (quick runs; a leaderboard entry needs all)")
+    curve_examples: int | None = Field(None, ge=1, description="override dev items per column "
+                                       "at each curve point (the sequence's dev_examples)")
     output: str = Field("runs/run", description="output folder for result.json and checkpoints")
     dtype: str = Field("float32", pattern="^(float32|bfloat16|float16)$", description="weight dtype")
     device: str = Field("cpu", pattern="^(cpu|cuda|auto)$", description="where the model runs")

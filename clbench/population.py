@@ -38,8 +38,25 @@ class Perturbation(Protocol):
         """theta += scale * (this member's noise), tensor by tensor, in place."""
 
 
+def snapshot(model, perturbation) -> dict | None:
+    """One copy of the weights per evaluate call when the perturbation asks for an
+    exact restore (float `p + e - e` is not `p`; copying back is, on every backend)."""
+    if getattr(perturbation, "restore", "copy") != "copy":
+        return None
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+@torch.no_grad()
+def _restore(model, perturbation, member: Member, saved: dict | None) -> None:
+    if saved is None:
+        perturbation.perturb(model, member, -1.0)  # regenerate and subtract: no copy
+        return
+    for n, p in model.named_parameters():
+        p.copy_(saved[n])
+
+
 def score_member(model, tokenizer, registry, perturbation, member: Member,
-                 batches: list[Batch]) -> tuple[list[float], int]:
+                 batches: list[Batch], saved: dict | None = None) -> tuple[list[float], int]:
     """Mean reward per batch for one member, and tokens processed; restores the weights."""
     perturbation.perturb(model, member, +1.0)
     try:
@@ -52,7 +69,7 @@ def score_member(model, tokenizer, registry, perturbation, member: Member,
             scores = fam.score_many(b.items, comps)
             rewards.append(sum(s.reward for s in scores) / len(scores))
     finally:
-        perturbation.perturb(model, member, -1.0)
+        _restore(model, perturbation, member, saved)
     return rewards, tokens
 
 
@@ -66,8 +83,9 @@ class InProcessBackend:
 
     def evaluate(self, perturbation, members: list[Member], batches: list[Batch]):
         out, tokens = [], 0
+        saved = snapshot(self.model, perturbation)
         for m in members:
-            r, n = score_member(self.model, self.tokenizer, self.registry, perturbation, m, batches)
+            r, n = score_member(self.model, self.tokenizer, self.registry, perturbation, m, batches, saved)
             out.append(r)
             tokens += n
         return out, tokens
@@ -97,7 +115,9 @@ def _worker(conn, model_path: str, dtype: str, threads: int) -> None:
         try:
             if kind == "evaluate":
                 _, pert, members, batches = msg
-                res = [score_member(lm.model, lm.tokenizer, registry, pert, m, batches) for m in members]
+                saved = snapshot(lm.model, pert)
+                res = [score_member(lm.model, lm.tokenizer, registry, pert, m, batches, saved)
+                       for m in members]
                 conn.send(("ok", res))
             elif kind == "apply":
                 _, fn, args = msg
@@ -136,9 +156,11 @@ class LocalProcessBackend:
             self.procs.append(p)
         self.sync()
 
-    def _ask_all(self, msgs) -> list:
+    def _ask_all(self, msgs, meanwhile=None) -> list:
         for c, m in zip(self.conns, msgs):
             c.send(m)
+        if meanwhile is not None:
+            meanwhile()  # the main process works while the workers do
         out = []
         for c in self.conns:
             status, payload = c.recv()
@@ -161,8 +183,7 @@ class LocalProcessBackend:
         return [r for r, _ in flat], sum(n for _, n in flat)
 
     def apply(self, fn, *args) -> None:
-        self._ask_all([("apply", fn, args)] * len(self.conns))
-        fn(self.model, *args)
+        self._ask_all([("apply", fn, args)] * len(self.conns), meanwhile=lambda: fn(self.model, *args))
 
     def close(self) -> None:
         for c, p in zip(self.conns, self.procs):

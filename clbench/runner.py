@@ -89,7 +89,8 @@ class Runner:
         self.columns = self.seq.tasks + self.seq.probes
         self.steps = cfg.steps or self.seq.budget.steps
         self.eval_every = cfg.eval_every or self.seq.budget.eval_every
-        self.curve_examples = min(self.seq.budget.dev_examples, cfg.eval_limit or 10**9)
+        self.curve_examples = min(cfg.curve_examples or self.seq.budget.dev_examples,
+                                  cfg.eval_limit or 10**9)
         self.out = Path(cfg.output)
         self.ckpt = Checkpointer(self.out)
         self.console = console
@@ -202,6 +203,8 @@ class Runner:
                                  self.seq.budget, self.tasks[:ti], self, task.name)
                 self.progress.start_task(task.name, ti, self.state.step_in_task)
                 if self.state.step_in_task == 0:
+                    # the curves start where the task starts: step 0, before any update
+                    self.state.curves.append(self.curve_point(task, 0, None).model_dump())
                     self.method.begin_task(task, ctx)
                 if self.state.step_in_task < self.steps:
                     self.method.learn(task, ctx)

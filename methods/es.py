@@ -47,6 +47,10 @@ class ESConfig(MethodConfig):
     backend: Literal["inprocess", "local"] = Field("local", description="population scoring: "
                                                    "in-process, or one worker process per core")
     workers: int = Field(2, ge=1, description="worker processes for the local backend")
+    restore: Literal["copy", "subtract"] = Field(
+        "copy", description="undo a member's noise by copying saved weights back (exact, so every "
+        "backend gives the same numbers; one extra weight copy) or by regenerating and subtracting "
+        "it (the reference code's way: no copy, but float rounding leaves a residue)")
 
     @model_validator(mode="after")
     def _even_when_mirrored(self):
@@ -70,6 +74,7 @@ class Noise:
     sigma: float
     shared_seed: bool = False
     masks: tuple = ()  # optional per-parameter boolean masks (sparse variants), same order
+    restore: str = "copy"  # "copy": exact, one weight copy per replica; "subtract": no copy
 
     def eps(self, seed: int, index: int, param: torch.Tensor) -> torch.Tensor:
         gen = torch.Generator(device="cpu").manual_seed(seed if self.shared_seed else _mix(seed, index))
@@ -145,7 +150,7 @@ class ES(Method):
 
     def learn(self, task, ctx) -> None:
         c = self.config
-        noise = Noise(c.sigma, c.shared_seed, self.perturb_masks(ctx.model, ctx))
+        noise = Noise(c.sigma, c.shared_seed, self.perturb_masks(ctx.model, ctx), c.restore)
         pop = ctx.population(c.backend, c.workers)
         for step in range(ctx.start_step, ctx.steps):
             step_seed = _mix(ctx.seed, ctx.task_index, step)

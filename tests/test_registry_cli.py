@@ -12,7 +12,7 @@ from clbench.registry import Registry, UnknownName
 
 def cli(*args):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "clbench.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "clbench", *args], capture_output=True,
                           text=True, env=env, timeout=300)
 
 

@@ -15,7 +15,7 @@ QUICK = ["--steps", "3", "--eval-every", "1", "--eval-limit", "16",
 
 def clbench(*args, check=True, timeout=600):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    p = subprocess.run([sys.executable, "-m", "clbench.cli", *args], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "clbench", *args], capture_output=True,
                        text=True, env=env, timeout=timeout)
     if check and p.returncode != 0:
         raise AssertionError(f"clbench {' '.join(args)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
@@ -44,8 +44,10 @@ def test_result_has_matrix_summary_curves_geometry(quick_run):
     assert m["columns"] == ["countdown", "code", "sort", "reverse", "sort-choice"]
     assert len(m["values"]) == 3 and all(len(row) == 5 for row in m["values"])
     assert r["summary"]["bwt"] == pytest.approx(m["values"][2][0] - m["values"][1][0])
-    assert len(r["curves"]) == 6 and [c["global_step"] for c in r["curves"]] == [1, 2, 3, 4, 5, 6]
-    assert r["curves"][-1]["drift_l2"] > 0 and r["curves"][0]["sparsity"] < 0.5
+    assert [c["global_step"] for c in r["curves"]] == [0, 1, 2, 3, 3, 4, 5, 6]
+    assert [c["step"] for c in r["curves"]] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert r["curves"][0]["drift_l2"] == 0.0 and r["curves"][0]["sparsity"] == 1.0
+    assert r["curves"][-1]["drift_l2"] > 0 and r["curves"][1]["sparsity"] < 0.5
     assert r["cost"]["members_scored"] == 4 * 3 * 2 and r["cost"]["completions"] == 4 * 4 * 3 * 2
     assert r["budget"]["steps_per_task"] == {"countdown": 3, "code": 3}
     assert set(r["geometry"]) == {"countdown", "code"}
@@ -60,7 +62,7 @@ def test_same_seed_twice_gives_identical_numbers(quick_run, tmp_path):
 def test_sigkill_then_resume_equals_uninterrupted(quick_run, tmp_path):
     out = tmp_path / "k"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "clbench.cli", "run", "--method", "es", "--sequence",
+    proc = subprocess.Popen([sys.executable, "-m", "clbench", "run", "--method", "es", "--sequence",
                              "math-then-code", "--output", str(out), *QUICK],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     state = out / "checkpoint" / "state.json"
