@@ -19,7 +19,7 @@ class Harness:
     model: object
     tokenizer: object
     batch_size: int = 64
-    max_length: int = 256
+    max_length: int | None = None  # None: the model config's context length
     registry: Registry = field(default_factory=Registry.load)
 
     def __post_init__(self):

@@ -27,6 +27,12 @@ class Score:
     correct: bool
 
 
+def exact_match(item: dict, completion: str) -> Score:
+    """Correct when the stripped completion equals the target; reward = correct."""
+    ok = completion.strip() == item["target"]
+    return Score(reward=float(ok), correct=ok)
+
+
 class TaskFamily:
     """Base class of a task family. Subclasses fill `sample` and `score`.
 

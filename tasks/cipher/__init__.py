@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import string
 
-from clbench.task import Score, TaskFamily
+from clbench.task import Score, TaskFamily, exact_match
 
 LETTERS = string.ascii_lowercase
 
@@ -34,8 +34,7 @@ class Cipher(TaskFamily):
         return self.sample(rng, shifts=(1, 2))
 
     def score(self, item: dict, completion: str) -> Score:
-        ok = completion.strip() == item["target"]
-        return Score(reward=float(ok), correct=ok)
+        return exact_match(item, completion)
 
 
 TASK = Cipher()

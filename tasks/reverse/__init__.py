@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 import string
 
-from clbench.task import Score, TaskFamily
+from clbench.task import Score, TaskFamily, exact_match
 
 
 class Reverse(TaskFamily):
@@ -19,8 +19,7 @@ class Reverse(TaskFamily):
         return {"prompt": f"rev {word}:", "target": word[::-1]}
 
     def score(self, item: dict, completion: str) -> Score:
-        ok = completion.strip() == item["target"]
-        return Score(reward=float(ok), correct=ok)
+        return exact_match(item, completion)
 
 
 TASK = Reverse()

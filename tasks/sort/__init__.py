@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import string
 
-from clbench.task import Score, TaskFamily
+from clbench.task import Score, TaskFamily, exact_match
 
 
 class Sort(TaskFamily):
@@ -24,8 +24,7 @@ class Sort(TaskFamily):
         return {"prompt": f"sort {word}:", "target": "".join(sorted(word))}
 
     def score(self, item: dict, completion: str) -> Score:
-        ok = completion.strip() == item["target"]
-        return Score(reward=float(ok), correct=ok)
+        return exact_match(item, completion)
 
 
 TASK = Sort()

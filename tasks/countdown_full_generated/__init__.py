@@ -1,0 +1,46 @@
+"""Countdown in the papers' full-size format, generated (a stand-in for the real data).
+
+Numbers 1-99 (3 or 4 of them), the papers' instruction to think in <think> tags
+and answer in <answer> tags, and their reward (REFERENCE.md): 0.1 * format +
+answer. For real models; the embedded tiny model cannot read this prompt. It
+carries its own name so it is never mistaken for the public Countdown data set.
+"""
+from __future__ import annotations
+
+import random
+
+from clbench.task import Score, TaskFamily
+from clbench.tasks.countdown import random_expression
+from clbench.tasks.countdown.scoring import score_tagged
+
+PROMPT = ("Using the numbers {nums}, create an equation that equals {target}. You can use basic "
+          "arithmetic operations (+, -, *, /) and each number can only be used once. Show your work "
+          "in <think> </think> tags. And return the final answer in <answer> </answer> tags, for "
+          "example <answer> (1 + 2) / 3 </answer>.")
+
+
+class CountdownFullGenerated(TaskFamily):
+    name = "countdown-full-generated"
+    version = 1
+    description = "math, papers' format: <think>/<answer> tags, numbers 1-99 (generated stand-in)"
+    max_new_tokens = 1024
+    stop = ()
+
+    def sample(self, rng: random.Random) -> dict:
+        while True:
+            nums = [rng.randint(1, 99) for _ in range(rng.choice((3, 4)))]
+            expr, value = random_expression(nums, rng)
+            if value == int(value) and 1 <= value <= 999:
+                target = int(value)
+                return {"prompt": PROMPT.format(nums=nums, target=target),
+                        "target": f"<think>...</think>\n<answer>{expr}</answer>",
+                        "nums": nums, "goal": target}
+
+    def score(self, item: dict, completion: str) -> Score:
+        return score_tagged(completion, item["nums"], item["goal"])
+
+    def lm_eval_task_name(self) -> str:
+        return "countdown_full_generated"
+
+
+TASK = CountdownFullGenerated()
