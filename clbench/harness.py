@@ -14,6 +14,23 @@ from dataclasses import dataclass, field
 from clbench.registry import Registry
 
 
+def _quiet_hflm():
+    """HFLM without its tqdm bars: the runner's rich progress is the one display."""
+    from lm_eval.models.huggingface import HFLM
+
+    class QuietHFLM(HFLM):
+        def loglikelihood(self, requests, disable_tqdm: bool = True):
+            return super().loglikelihood(requests, disable_tqdm=True)
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = True):
+            return super().loglikelihood_rolling(requests, disable_tqdm=True)
+
+        def generate_until(self, requests, disable_tqdm: bool = True):
+            return super().generate_until(requests, disable_tqdm=True)
+
+    return QuietHFLM
+
+
 @dataclass
 class Harness:
     model: object
@@ -23,11 +40,9 @@ class Harness:
     registry: Registry = field(default_factory=Registry.load)
 
     def __post_init__(self):
-        from lm_eval.models.huggingface import HFLM
-
         for name in ("lm-eval", "lm_eval"):
             logging.getLogger(name).setLevel(logging.ERROR)
-        self.lm = HFLM(pretrained=self.model, tokenizer=self.tokenizer,
+        self.lm = _quiet_hflm()(pretrained=self.model, tokenizer=self.tokenizer,
                        batch_size=self.batch_size, max_length=self.max_length,
                        device=str(next(self.model.parameters()).device))
         self._managers: dict[bool, object] = {}
