@@ -118,3 +118,17 @@ def test_ci_smoke_es_local_backend_end_to_end(tmp_path):
     from clbench.results import RunResult
 
     RunResult.read(out / "result.json")
+
+
+def test_analyze_prints_the_drift_and_sparsity_of_result_json(quick_run):
+    r = json.loads((quick_run / "result.json").read_text())
+    last = r["geometry"]["code"]
+    p = clbench("analyze", "embedded", str(quick_run))
+    assert f"drift L2 {last['drift_l2']['overall']:.6f}" in p.stdout
+    assert f"sparsity {100 * last['sparsity']['1e-06']['overall']:.2f}%" in p.stdout
+    assert f"sparsity in bfloat16 {100 * last['sparsity_bf16']['1e-06']['overall']:.2f}%" in p.stdout
+
+
+def test_resume_of_a_finished_run_is_refused(quick_run):
+    p = clbench("run", "--resume", str(quick_run), check=False)
+    assert p.returncode == 2 and "already finished" in p.stderr
