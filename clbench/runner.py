@@ -62,11 +62,16 @@ class RunContext:
         self.runner.note_data_access(earlier_tasks=True)
         return {t.name: t.split("train") for t in self.earlier_tasks}
 
-    def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+    def generate(self, prompts: list[str], max_new_tokens: int) -> tuple[list[str], int]:
+        """Batched greedy completions of ctx.model and the tokens processed."""
         from clbench.generation import generate
 
-        out, tokens = generate(self.model, self.tokenizer, prompts, max_new_tokens)
-        return out
+        return generate(self.model, self.tokenizer, prompts, max_new_tokens)
+
+    def score(self, task, items: list[dict]) -> tuple[list[float], int]:
+        """Rewards of ctx.model's greedy answers by the task's own scoring, and tokens."""
+        comps, tokens = self.generate([i["prompt"] for i in items], task.max_new_tokens)
+        return [s.reward for s in task.score_many(items, comps)], tokens
 
     def population(self, backend: str, workers: int = 2):
         return self.runner.population(backend, workers)

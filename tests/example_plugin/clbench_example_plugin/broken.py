@@ -1,0 +1,2 @@
+"""A deliberately broken entry point: clbench must warn and carry on."""
+raise ImportError("this plugin module is broken on purpose")
