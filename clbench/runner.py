@@ -73,6 +73,11 @@ class RunContext:
         comps, tokens = self.generate([i["prompt"] for i in items], task.max_new_tokens)
         return [s.reward for s in task.score_many(items, comps)], tokens
 
+    @property
+    def task_start_weights(self) -> dict[str, torch.Tensor]:
+        """The weights when the current task began (anchors, per-task drift)."""
+        return self.runner.task_start
+
     def population(self, backend: str, workers: int = 2):
         return self.runner.population(backend, workers)
 

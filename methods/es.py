@@ -74,14 +74,20 @@ class Noise:
 
     sigma: float
     shared_seed: bool = False
-    masks: tuple = ()  # optional per-parameter boolean masks (sparse variants), same order
     restore: str = "copy"  # "copy": exact, one weight copy per replica; "subtract": no copy
+    density: float = 1.0  # < 1: a fixed seeded mask; only those entries are perturbed and updated
+    mask_seed: int = 0
+
+    def mask(self, index: int, param: torch.Tensor) -> torch.Tensor:
+        """The same entries every step: regenerated from (mask seed, tensor index)."""
+        gen = torch.Generator(device="cpu").manual_seed(_mix("mask", self.mask_seed, index))
+        return torch.rand(param.shape, generator=gen) < self.density  # (param.shape) bool
 
     def eps(self, seed: int, index: int, param: torch.Tensor) -> torch.Tensor:
         gen = torch.Generator(device="cpu").manual_seed(seed if self.shared_seed else _mix(seed, index))
         e = torch.randn(param.shape, generator=gen, dtype=torch.float32)  # (param.shape)
-        if self.masks:
-            e = e * self.masks[index]
+        if self.density < 1.0:
+            e.mul_(self.mask(index, param))
         return e.to(param.device)
 
     @torch.no_grad()
@@ -122,25 +128,29 @@ class ES(Method):
     version = 1
     Config = ESConfig
 
-    # ---- hooks for variants -----------------------------------------------
-    def perturb_masks(self, model, ctx) -> tuple:
-        """Masks of entries to perturb and update (empty: all entries)."""
-        return ()
+    # ---- hooks for variants (each overrides one or two) ---------------------
+    def noise(self, ctx) -> Noise:
+        """Which entries are perturbed (and so updated): all, by default."""
+        c = self.config
+        return Noise(c.sigma, c.shared_seed, c.restore)
 
     def update_keep(self):
-        """A `keep(index, delta)` function masking the update, or None for all."""
+        """A picklable `keep(index, delta) -> mask` applied to each update, or None."""
         return None
 
     def batches(self, task, step_rng: random.Random, ctx) -> list[Batch]:
         items = ctx.train_items(task)
         return [Batch(task.name, step_rng.sample(items, min(self.config.batch_size, len(items))))]
 
-    def fitness(self, rewards: list[float]) -> float:
+    def fitness(self, rewards: list[float], batches: list[Batch]) -> float:
         """One member's per-batch mean rewards -> its fitness (replay mixes them)."""
         return rewards[0]
 
-    def after_update(self, model, ctx) -> None:
-        """E.g. anchored weight decay; default nothing."""
+    def start(self, pop, ctx) -> None:
+        """Before the first step of a task (and after a resume); default nothing."""
+
+    def after_update(self, pop, ctx) -> None:
+        """After each update, on every replica via `pop.apply` (anchored decay)."""
 
     # ---- the loop ----------------------------------------------------------
     def members(self, step_seed: int) -> list[Member]:
@@ -151,16 +161,17 @@ class ES(Method):
 
     def learn(self, task, ctx) -> None:
         c = self.config
-        noise = Noise(c.sigma, c.shared_seed, self.perturb_masks(ctx.model, ctx), c.restore)
+        noise = self.noise(ctx)
         pop = ctx.population(c.backend, c.workers)
+        self.start(pop, ctx)
         for step in range(ctx.start_step, ctx.steps):
             step_seed = _mix(ctx.seed, ctx.task_index, step)
             batches = self.batches(task, random.Random(step_seed), ctx)
             members = self.members(step_seed)
             rewards, tokens = pop.evaluate(noise, members, batches)
-            fit = [self.fitness(r) for r in rewards]
+            fit = [self.fitness(r, batches) for r in rewards]
             pop.apply(apply_update, noise, members, zscore(fit), c.alpha, self.update_keep())
-            self.after_update(ctx.model, ctx)
+            self.after_update(pop, ctx)
             ctx.step(forward_tokens=tokens, members_scored=len(members),
                      completions=len(members) * sum(len(b.items) for b in batches),
                      reward=sum(fit) / len(fit))
