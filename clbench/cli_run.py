@@ -113,7 +113,12 @@ def cmd_run(args) -> int:
                             "without --resume into a new --output")
     else:
         cfg = build_config(args)
+        from clbench.model import resolve_model_path
+
+        resolve_model_path(cfg.model)  # a missing model is an error before anything is written
         out = Path(cfg.output)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--output: {out} is a file; give a folder for the run")
         if out.exists() and any(out.iterdir()):
             raise UserError(f"--output: {out} is not empty; choose another folder, or continue "
                             f"an interrupted run with --resume {out}")

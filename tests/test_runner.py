@@ -132,3 +132,26 @@ def test_analyze_prints_the_drift_and_sparsity_of_result_json(quick_run):
 def test_resume_of_a_finished_run_is_refused(quick_run):
     p = clbench("run", "--resume", str(quick_run), check=False)
     assert p.returncode == 2 and "already finished" in p.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model", "/no/such/model"], "model:"),
+    (["--steps", "0"], "steps"),
+    (["--dtype", "fp8"], "dtype"),
+    (["--set", "population=7"], "even"),
+    (["--set", "sigma"], "KEY=VALUE"),
+])
+def test_bad_run_input_exit_2_and_nothing_written(args, needle, tmp_path):
+    out = tmp_path / "never"
+    p = clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(out), *args,
+                check=False)
+    assert p.returncode == 2, p.stderr
+    assert needle in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists()
+
+
+def test_output_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("keep me")
+    p = clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(f), check=False)
+    assert p.returncode == 2 and "is a file" in p.stderr and f.read_text() == "keep me"
