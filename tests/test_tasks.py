@@ -118,3 +118,18 @@ def test_sort_choice_distractors_are_near_misses():
         for c in item["choices"]:
             assert sorted(c) == sorted(answer)
             assert sum(a != b for a, b in zip(c, answer)) in (0, 2)
+
+
+PINNED = {  # (version, data fingerprint): change the data only with a version bump
+    "cipher": (1, "c5cd677f18241ded"), "code": (1, "e8a72739cd2f0edb"),
+    "countdown": (1, "a760846dcaeae2a7"), "countdown-full-generated": (1, "aab384e95e87f427"),
+    "reverse": (1, "323e7b454c0d5148"), "sort": (1, "5884f20058630318"),
+    "sort-choice": (1, "a02fb7a873e0dd2c"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_generated_data_is_pinned_to_its_version(name):
+    fam = REG.task(name)
+    assert (fam.version, fam.fingerprint) == PINNED[name], (
+        f"{name}: generated data changed; bump its version (and the YAML's) and update PINNED")

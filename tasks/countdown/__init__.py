@@ -30,6 +30,15 @@ def random_expression(nums: list[int], rng: random.Random) -> tuple[str, float]:
     return items[0][0], items[0][1]
 
 
+def reachable_problem(rng: random.Random, largest: int, max_target: int) -> tuple[list[int], str, int]:
+    """3 or 4 numbers in 1..largest and a positive integer target one expression reaches."""
+    while True:
+        nums = [rng.randint(1, largest) for _ in range(rng.choice((3, 4)))]
+        expr, value = random_expression(nums, rng)
+        if value == int(value) and 1 <= value <= max_target:
+            return nums, expr, int(value)
+
+
 class Countdown(TaskFamily):
     name = "countdown"
     version = 1
@@ -37,17 +46,9 @@ class Countdown(TaskFamily):
     max_new_tokens = 16
 
     def sample(self, rng: random.Random) -> dict:
-        while True:
-            nums = [rng.randint(1, 9) for _ in range(rng.choice((3, 4)))]
-            expr, value = random_expression(nums, rng)
-            if value == int(value) and 1 <= value <= 99:
-                target = int(value)
-                return {
-                    "prompt": f"cd {' '.join(map(str, nums))}={target}:",
-                    "target": expr,
-                    "nums": nums,
-                    "goal": target,
-                }
+        nums, expr, target = reachable_problem(rng, largest=9, max_target=99)
+        return {"prompt": f"cd {' '.join(map(str, nums))}={target}:", "target": expr,
+                "nums": nums, "goal": target}
 
     def score(self, item: dict, completion: str) -> Score:
         return score_plain(completion, item["nums"], item["goal"])

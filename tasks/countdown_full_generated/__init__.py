@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from clbench.task import Score, TaskFamily
-from clbench.tasks.countdown import random_expression
+from clbench.tasks.countdown import reachable_problem
 from clbench.tasks.countdown.scoring import score_tagged
 
 PROMPT = ("Using the numbers {nums}, create an equation that equals {target}. You can use basic "
@@ -27,14 +27,9 @@ class CountdownFullGenerated(TaskFamily):
     stop = ()
 
     def sample(self, rng: random.Random) -> dict:
-        while True:
-            nums = [rng.randint(1, 99) for _ in range(rng.choice((3, 4)))]
-            expr, value = random_expression(nums, rng)
-            if value == int(value) and 1 <= value <= 999:
-                target = int(value)
-                return {"prompt": PROMPT.format(nums=nums, target=target),
-                        "target": f"<think>...</think>\n<answer>{expr}</answer>",
-                        "nums": nums, "goal": target}
+        nums, expr, target = reachable_problem(rng, largest=99, max_target=999)
+        return {"prompt": PROMPT.format(nums=nums, target=target),
+                "target": f"<think>...</think>\n<answer>{expr}</answer>", "nums": nums, "goal": target}
 
     def score(self, item: dict, completion: str) -> Score:
         return score_tagged(completion, item["nums"], item["goal"])
