@@ -105,12 +105,15 @@ def cmd_run(args) -> int:
         cfg_path = Path(args.resume) / "config.json"
         if not cfg_path.exists():
             raise UserError(f"--resume: {args.resume} has no config.json; not a clbench run folder")
-        cfg = RunConfig.model_validate(json.loads(cfg_path.read_text()))
+        try:
+            cfg = RunConfig.model_validate(json.loads(cfg_path.read_text()))
+        except (OSError, ValueError) as e:  # JSON and validation errors are ValueErrors
+            raise UserError(f"--resume: {cfg_path} is unreadable or not a run config ({e}); "
+                            "start a new run instead") from None
         if (Path(args.resume) / "result.json").exists():
             raise UserError(f"--resume: {args.resume} already finished (result.json exists)")
-        if not (Path(args.resume) / "checkpoint" / "state.json").exists():
-            raise UserError(f"--resume: {args.resume} has no checkpoint yet; start it again "
-                            "without --resume into a new --output")
+        # killed before its first checkpoint: nothing to keep, so it starts over in place
+        resume = (Path(args.resume) / "checkpoint" / "state.json").exists()
     else:
         cfg = build_config(args)
         from clbench.model import resolve_model_path
@@ -123,9 +126,10 @@ def cmd_run(args) -> int:
             raise UserError(f"--output: {out} is not empty; choose another folder, or continue "
                             f"an interrupted run with --resume {out}")
         write_json(out / "config.json", cfg.model_dump(mode="json"))
+        resume = False
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     con = _console()
-    result = Runner(cfg, console=con).run(resume=bool(args.resume))
+    result = Runner(cfg, console=con).run(resume=resume)
     _print_summary(con, result, cfg.output)
     return 0
 

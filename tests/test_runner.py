@@ -155,3 +155,9 @@ def test_output_that_is_a_file_is_refused(tmp_path):
     f.write_text("keep me")
     p = clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(f), check=False)
     assert p.returncode == 2 and "is a file" in p.stderr and f.read_text() == "keep me"
+
+
+def test_resume_with_a_corrupt_config_exit_2(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    p = clbench("run", "--resume", str(tmp_path), check=False)
+    assert p.returncode == 2 and "config.json" in p.stderr and "Traceback" not in p.stderr
