@@ -33,6 +33,13 @@ def add_commands(sub) -> None:
     s.add_argument("--resume", metavar="OUT", help="continue the interrupted run in OUT")
     s.set_defaults(func=cmd_run)
 
+    s = sub.add_parser("report", help="figures and an HTML page from one or more runs",
+                       description="Write forgetting curves, drift and accuracy-matrix figures "
+                                   "(PNG) and one self-contained report.html.")
+    s.add_argument("runs", nargs="+", help="run folders holding result.json")
+    s.add_argument("--output", help="folder for the figures (default: the first run's report/)")
+    s.set_defaults(func=cmd_report)
+
     s = sub.add_parser("analyze", help="update geometry between two checkpoints of one architecture",
                        description="Print drift (L2), sparsity (own dtype and bfloat16) by "
                                    "component and layer between BASE and TUNED model folders.")
@@ -157,7 +164,26 @@ def _print_summary(con, result, out) -> None:
     if last:
         con.print(f"drift L2 {last['drift_l2']['overall']:.3f}  sparsity(tau 1e-6) "
                   f"{100 * last['sparsity']['1e-06']['overall']:.1f}%  wall {result.cost.wall_seconds:.0f} s")
-    con.print(f"wrote {out}/result.json")
+    con.print(f"wrote {out}/result.json; figures: clbench report {out}")
+
+
+def cmd_report(args) -> int:
+    from pydantic import ValidationError
+
+    from clbench.cli import _console
+    from clbench.errors import UserError
+    from clbench.report import build_report
+
+    for d in args.runs:
+        if not (Path(d) / "result.json").exists():
+            raise UserError(f"report: {d} has no result.json (a finished run folder is needed)")
+    out = Path(args.output) if args.output else Path(args.runs[0]) / "report"
+    try:
+        page = build_report([Path(d) for d in args.runs], out)
+    except (ValidationError, ValueError) as e:
+        raise UserError(f"report: a result.json is not a valid RunResult: {str(e)[:300]}") from None
+    _console().print(f"wrote {page}")
+    return 0
 
 
 def cmd_analyze(args) -> int:

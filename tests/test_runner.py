@@ -161,3 +161,20 @@ def test_resume_with_a_corrupt_config_exit_2(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     p = clbench("run", "--resume", str(tmp_path), check=False)
     assert p.returncode == 2 and "config.json" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_report_writes_figures_and_a_self_contained_page(quick_run, tmp_path):
+    out = tmp_path / "rep"
+    clbench("report", str(quick_run), "--output", str(out))
+    for name in ("curves.png", "drift.png", "matrix_0.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "math-then-code" in page
+
+
+def test_report_rejects_a_tampered_result(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "result.json").write_text('{"schema_version": 1, "seed": "x"}')
+    p = clbench("report", str(bad), check=False)
+    assert p.returncode == 2 and "not a valid RunResult" in p.stderr and "Traceback" not in p.stderr
