@@ -100,7 +100,9 @@ class Cost(Doc):
     backward_tokens: int
     members_scored: int
     completions: int
-    peak_rss_bytes: int
+    peak_rss_bytes: int = Field(description="peak resident memory of the run's main process")
+    peak_rss_children_bytes: int = Field(0, description="largest finished child process "
+                                         "(population workers, sandbox worker)")
 
 
 class Environment(Doc):

@@ -238,7 +238,8 @@ class Runner:
         st, seq = self.state, self.seq
         n_eval = {c: len(self.registry.task(c).split("test")[: self.cfg.eval_limit]) for c in self.columns}
         summary = metrics.summarize(st.rows, seq.tasks, seq.probes)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+        peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
         return RunResult(
             method=MethodInfo(name=self.method_cls.name, version=self.method_cls.version,
                               config=self.method.config.model_dump(mode="json")),
@@ -260,6 +261,7 @@ class Runner:
             curves=[CurvePoint(**c) for c in st.curves],
             geometry=st.geometry,
             cost=Cost(wall_seconds=round(self.wall(), 2), peak_rss_bytes=peak,
+                      peak_rss_children_bytes=peak_children,
                       **{k: v for k, v in st.cost.items() if k != "wall_seconds"}),
             environment=environment(self.cfg.device),
         )

@@ -25,7 +25,8 @@ def clbench(*args, check=True, timeout=600):
 def numbers(out: Path) -> dict:
     r = json.loads((out / "result.json").read_text())
     for key in ("cost",):
-        r[key] = {k: v for k, v in r[key].items() if k not in ("wall_seconds", "peak_rss_bytes")}
+        r[key] = {k: v for k, v in r[key].items()
+                  if k not in ("wall_seconds", "peak_rss_bytes", "peak_rss_children_bytes")}
     r.pop("environment")
     return r
 
