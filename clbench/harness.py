@@ -74,7 +74,14 @@ class Harness:
                 task.config.test_split = split  # dev for curves, test for the matrix
             loaded.update(built)
         if theirs:
-            loaded.update(self._manager(True).load(theirs)["tasks"])
+            try:
+                loaded.update(self._manager(True).load(theirs)["tasks"])
+            except (KeyError, OSError, ConnectionError, ValueError) as e:
+                from clbench.errors import UserError
+
+                raise UserError(f"tasks: lm-eval could not load {', '.join(theirs)} ({e}); check the "
+                                "name (`lm-eval ls tasks`) and, offline, that its data is in the "
+                                "datasets cache") from None
         self.model.eval()
         out = evaluate(lm=self.lm, task_dict=loaded, limit=limit, verbosity="ERROR",
                        log_samples=False)

@@ -60,6 +60,7 @@ def test_cli_eval_writes_scores_json(tmp_path):
     (["eval"], "exactly one of --sequence"),
     (["eval", "--tasks", "sort", "--model", "/nonexistent/model"], "model:"),
     (["eval", "--tasks", "sort", "--limit", "0"], "at least 1"),
+    (["eval", "--tasks", "nosuchtask", "--allow-lm-eval", "--limit", "2"], "lm-eval could not load"),
 ])
 def test_cli_bad_input_exit_2_no_traceback(args, needle):
     p = cli(*args)
