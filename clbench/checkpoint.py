@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from safetensors.torch import load_file, save_file
 
 from clbench.atomic import replace_dir, write_json
+from clbench.model import param_copy
 from clbench.results import DataAccess
 
 
@@ -30,7 +31,6 @@ class RunState(BaseModel):
     step_in_task: int = 0
     global_step: int = 0
     resumes: int = 0
-    wall_before: float = 0.0
 
     @classmethod
     def fresh(cls) -> "RunState":
@@ -38,8 +38,8 @@ class RunState(BaseModel):
                          "members_scored": 0, "completions": 0})
 
 
-def _tensors(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu().contiguous().clone() for n, p in model.named_parameters()}
+def _cpu(weights: dict) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in weights.items()}
 
 
 class Checkpointer:
@@ -52,9 +52,8 @@ class Checkpointer:
 
     def save(self, model, task_start: dict, state: RunState, method_state: dict) -> None:
         def fill(tmp: Path) -> None:
-            save_file(_tensors(model), str(tmp / "weights.safetensors"))
-            save_file({k: v.detach().cpu().contiguous() for k, v in task_start.items()},
-                      str(tmp / "task_start.safetensors"))
+            save_file(_cpu(param_copy(model)), str(tmp / "weights.safetensors"))
+            save_file(_cpu(task_start), str(tmp / "task_start.safetensors"))
             if method_state:
                 torch.save(method_state, tmp / "method.pt")
             write_json(tmp / "state.json", state.model_dump(mode="json"))
@@ -69,9 +68,7 @@ class Checkpointer:
         model.load_state_dict(weights, strict=False)
         if (self.dir / "method.pt").exists():
             method.load_state_dict(torch.load(self.dir / "method.pt", weights_only=False))
-        state = RunState.model_validate(json.loads((self.dir / "state.json").read_text()))
-        state.wall_before = state.cost.get("wall_seconds", 0.0)
-        return state
+        return RunState.model_validate(json.loads((self.dir / "state.json").read_text()))
 
     def load_task_start(self, model) -> dict[str, torch.Tensor]:
         ts = load_file(str(self.dir / "task_start.safetensors"))

@@ -8,12 +8,14 @@ default TaskManager built only when needed (full-scale probes like hellaswag).
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
 from clbench.registry import Registry
 
 
+@functools.cache
 def _quiet_hflm():
     """HFLM without its tqdm bars: the runner's rich progress is the one display."""
     from lm_eval.models.huggingface import HFLM

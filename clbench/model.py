@@ -133,6 +133,11 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def param_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every parameter, tied tensors once, in the model's order."""
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
 def stop_token_ids(tokenizer) -> list[int]:
     """Generation stops at newline (end of an embedded answer) or EOS."""
     ids = [tokenizer.eos_token_id]

@@ -19,6 +19,7 @@ from typing import Protocol
 import torch
 
 from clbench.generation import generate
+from clbench.model import param_copy
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def snapshot(model, perturbation) -> dict | None:
     exact restore (float `p + e - e` is not `p`; copying back is, on every backend)."""
     if getattr(perturbation, "restore", "copy") != "copy":
         return None
-    return {n: p.detach().clone() for n, p in model.named_parameters()}
+    return param_copy(model)
 
 
 @torch.no_grad()

@@ -7,7 +7,6 @@ writer.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -138,6 +137,3 @@ class RunResult(Doc):
     def read(cls, path: str | Path) -> "RunResult":
         return cls.model_validate(json.loads(Path(path).read_text()))
 
-
-def finite(x: float) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -19,7 +19,7 @@ from clbench import geometry, metrics
 from clbench.checkpoint import Checkpointer, RunState
 from clbench.config import RunConfig
 from clbench.harness import Harness
-from clbench.model import load_model, weights_fingerprint
+from clbench.model import load_model, param_copy, weights_fingerprint
 from clbench.progress import RunProgress
 from clbench.registry import Registry
 from clbench.results import (BudgetInfo, Cost, CurvePoint, DataAccess, Matrix, MethodInfo,
@@ -113,7 +113,7 @@ class Runner:
         self.lm = load_model(self.cfg.model, dtype=self.cfg.dtype, device=self.cfg.device)
         self.model = self.lm.model
         self.base_fingerprint = weights_fingerprint(self.model)
-        self.base = {k: v.clone() for k, v in params(self.model).items()}
+        self.base = param_copy(self.model)
         self.harness = Harness(self.model, self.lm.tokenizer)
         self.kl_prompts = [i["prompt"] for p in self.seq.probes
                            for i in self.registry.task(p).split("dev")[:16]]
@@ -187,7 +187,7 @@ class Runner:
         self.ckpt.save(self.model, self.task_start, self.state, self.method.state_dict())
 
     def wall(self) -> float:
-        return self.state.wall_before + (time.time() - self.t0)
+        return self.wall_before + (time.time() - self.t0)
 
     # ---- the loop --------------------------------------------------------------
     def run(self, resume: bool = False) -> RunResult:
@@ -198,8 +198,9 @@ class Runner:
             self.task_start = self.ckpt.load_task_start(self.model)
         else:
             self.state = RunState.fresh()
-            self.task_start = {k: v.clone() for k, v in params(self.model).items()}
+            self.task_start = param_copy(self.model)
         self.state.resumes += int(resume)
+        self.wall_before = self.state.cost.get("wall_seconds", 0.0)  # time spent before a resume
         with RunProgress(self.console, len(self.tasks), self.steps) as self.progress:
             if not self.state.rows:
                 self.progress.note("scoring the base model (row 0)")
@@ -224,7 +225,7 @@ class Runner:
                 self.state.rows.append(self.score_row())
                 self.state.task_index = ti + 1
                 self.state.step_in_task = 0
-                self.task_start = {k: v.clone() for k, v in params(self.model).items()}
+                self.task_start = param_copy(self.model)
                 self._checkpoint()
         for pop in self._pops.values():
             pop.close()

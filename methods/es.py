@@ -22,6 +22,7 @@ member's rewards become one number) and `after_update`.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from dataclasses import dataclass
@@ -65,6 +66,12 @@ def _mix(*parts: int | str) -> int:
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
 
 
+@functools.lru_cache(maxsize=4096)
+def _fixed_mask(mask_seed: int, density: float, index: int, shape: tuple) -> torch.Tensor:
+    gen = torch.Generator(device="cpu").manual_seed(_mix("mask", mask_seed, index))
+    return torch.rand(shape, generator=gen) < density  # (shape) bool
+
+
 @dataclass(frozen=True)
 class Noise:
     """Seeded Gaussian noise, regenerated tensor by tensor: no copy per member.
@@ -79,9 +86,8 @@ class Noise:
     mask_seed: int = 0
 
     def mask(self, index: int, param: torch.Tensor) -> torch.Tensor:
-        """The same entries every step: regenerated from (mask seed, tensor index)."""
-        gen = torch.Generator(device="cpu").manual_seed(_mix("mask", self.mask_seed, index))
-        return torch.rand(param.shape, generator=gen) < self.density  # (param.shape) bool
+        """The same entries every step, from (mask seed, tensor index); built once per process."""
+        return _fixed_mask(self.mask_seed, self.density, index, tuple(param.shape))
 
     def eps(self, seed: int, index: int, param: torch.Tensor) -> torch.Tensor:
         gen = torch.Generator(device="cpu").manual_seed(seed if self.shared_seed else _mix(seed, index))

@@ -11,7 +11,7 @@ import random
 
 from clbench.task import Score, TaskFamily
 
-from .scoring import _eval, parse_expression, score_plain, score_tagged  # noqa: F401
+from .scoring import score_plain
 
 
 def random_expression(nums: list[int], rng: random.Random) -> tuple[str, float]:
