@@ -6,6 +6,7 @@ so `extra="forbid"` turns a typo into an error that names the field.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -24,6 +25,17 @@ class Budget(Strict):
     dev_examples: int = Field(64, ge=1, description="dev items scored per column at each curve point")
 
 
+class GeneralReplay(Strict):
+    """General data a sequence offers for replay: at the embedded scale, samples of
+    the pretraining mixture with no item of any family's dev or test split. Using it
+    means training on the probes' distribution, so runs that do say so."""
+
+    source: Literal["pretraining-mixture"] = Field(
+        "pretraining-mixture", description="where the items come from")
+    size: int = Field(2000, ge=1, description="items in the general replay set")
+    seed: int = Field(0, description="seeds the draw from the mixture")
+
+
 class SequenceSpec(Strict):
     """A registered task sequence: new tasks in order, held-out probes, budget."""
 
@@ -33,8 +45,15 @@ class SequenceSpec(Strict):
     probes: list[str] = Field(default_factory=list, description="prior abilities never trained on")
     budget: Budget
     model: str = Field("embedded", description="base model the budget and scores were set for")
+    base_model_fingerprint: str | None = Field(
+        None, description="weights fingerprint (clbench.model.weights_fingerprint) of that base "
+        "model, whose row-0 scores clbench/assets/base_scores.json registers; set by "
+        "`clbench leaderboard register-base`. None: no registered base model, so the "
+        "leaderboard accepts this sequence's entries only as custom ones")
     method_config: dict[str, dict] = Field(
         default_factory=dict, description="per-method tuned hyperparameters for this sequence")
+    general_replay: GeneralReplay | None = Field(
+        None, description="general data methods may replay (none: general replay unavailable)")
 
     @field_validator("tasks")
     @classmethod

@@ -26,6 +26,10 @@ class Method:
     def __init__(self, config: MethodConfig):
         self.config = config
 
+    def requirements(self) -> frozenset[str]:
+        """What this configured instance needs (a config switch may add to `needs`)."""
+        return self.needs
+
     def begin_task(self, task, ctx) -> None:
         """Called before learn(); default nothing."""
 

@@ -30,12 +30,18 @@ class MixtureStream:
         self.rng = random.Random(seed)
         self.blocked = set().union(*(f.held_out_keys() for f in families.values()))
 
-    def next_pair(self) -> tuple[str, str]:
+    def next_item(self) -> tuple[str, dict]:
+        """(family name, item), never an item of any family's dev or test split."""
         while True:
-            fam = self.families[self.rng.choices(self.names, self.weights)[0]]
+            name = self.rng.choices(self.names, self.weights)[0]
+            fam = self.families[name]
             item = fam.pretraining_sample(self.rng)
             if fam.key(item) not in self.blocked:
-                return item["prompt"], item["target"] + "\n"
+                return name, item
+
+    def next_pair(self) -> tuple[str, str]:
+        _, item = self.next_item()
+        return item["prompt"], item["target"] + "\n"
 
 
 def encode_batch(tok, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ import torch
 from clbench import geometry, metrics
 from clbench.checkpoint import Checkpointer, RunState
 from clbench.config import RunConfig
+from clbench.errors import UserError
 from clbench.harness import Harness
 from clbench.model import load_model, param_copy, weights_fingerprint
 from clbench.progress import RunProgress
@@ -62,6 +63,18 @@ class RunContext:
         self.runner.note_data_access(earlier_tasks=True)
         return {t.name: t.split("train") for t in self.earlier_tasks}
 
+    def general_items(self) -> list[tuple[str, dict]]:
+        """The sequence's general replay set, (family, item) pairs; marks the run as
+        having learned from general data (the probes' distribution)."""
+        spec = self.runner.seq.general_replay
+        if spec is None:
+            raise UserError(f"sequence {self.runner.seq.name!r} declares no general_replay set; "
+                            "turn general replay off or pick a sequence that declares one")
+        from clbench.general_data import general_items
+
+        self.runner.note_data_access(general=True)
+        return general_items(spec)
+
     def generate(self, prompts: list[str], max_new_tokens: int) -> tuple[list[str], int]:
         """Batched greedy completions of ctx.model and the tokens processed."""
         from clbench.generation import generate
@@ -96,6 +109,10 @@ class Runner:
         tuned = self.seq.method_config.get(cfg.method, {})
         self.method = self.method_cls(self.method_cls.Config(**{**tuned, **cfg.method_config}))
         self.tasks = [self.registry.task(t) for t in self.seq.tasks]
+        if "general_replay" in self.method.requirements() and self.seq.general_replay is None:
+            raise UserError(f"method {cfg.method!r} is set to replay general data but sequence "
+                            f"{cfg.sequence!r} declares no general_replay set; set general=false "
+                            "or pick a sequence that declares one")
         self.columns = self.seq.tasks + self.seq.probes
         self.steps = cfg.steps or self.seq.budget.steps
         self.eval_every = cfg.eval_every or self.seq.budget.eval_every

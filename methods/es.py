@@ -72,6 +72,17 @@ def _fixed_mask(mask_seed: int, density: float, index: int, shape: tuple) -> tor
     return torch.rand(shape, generator=gen) < density  # (shape) bool
 
 
+# Masks computed from weights or data (es-sparse's magnitude and fisher masks) are
+# installed once per process under a key, on every replica, instead of travelling
+# with the noise object at every step.
+_INSTALLED_MASKS: dict[str, dict[int, torch.Tensor]] = {}
+
+
+def install_masks(model, key: str, masks: dict[int, torch.Tensor]) -> None:
+    """Make `masks` (tensor index -> bool mask) available to Noise(mask_key=key) here."""
+    _INSTALLED_MASKS[key] = masks
+
+
 @dataclass(frozen=True)
 class Noise:
     """Seeded Gaussian noise, regenerated tensor by tensor: no copy per member.
@@ -84,15 +95,23 @@ class Noise:
     restore: str = "copy"  # "copy": exact, one weight copy per replica; "subtract": no copy
     density: float = 1.0  # < 1: a fixed seeded mask; only those entries are perturbed and updated
     mask_seed: int = 0
+    mask_key: str | None = None  # set: use the masks installed under this key instead
+
+    @property
+    def masked(self) -> bool:
+        return self.density < 1.0 or self.mask_key is not None
 
     def mask(self, index: int, param: torch.Tensor) -> torch.Tensor:
-        """The same entries every step, from (mask seed, tensor index); built once per process."""
+        """The same entries every step: installed ones, or a seeded random mask built
+        once per process from (mask seed, tensor index)."""
+        if self.mask_key is not None:
+            return _INSTALLED_MASKS[self.mask_key][index]
         return _fixed_mask(self.mask_seed, self.density, index, tuple(param.shape))
 
     def eps(self, seed: int, index: int, param: torch.Tensor) -> torch.Tensor:
         gen = torch.Generator(device="cpu").manual_seed(seed if self.shared_seed else _mix(seed, index))
         e = torch.randn(param.shape, generator=gen, dtype=torch.float32)  # (param.shape)
-        if self.density < 1.0:
+        if self.masked:
             e.mul_(self.mask(index, param))
         return e.to(param.device)
 

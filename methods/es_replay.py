@@ -1,10 +1,11 @@
-"""ES + replay: fitness mixes the current task with earlier tasks' training data.
+"""ES + replay: fitness mixes the current task with replayed data.
 
 A mitigation named in arXiv 2601.20861: fitness = (1 - rho) * reward on the
-current batch + rho * reward on a replay batch drawn from a buffer holding the
-first `buffer_size` training items of each earlier task. Replay of general data
-(the pretraining mixture) is not offered yet; runs that use earlier tasks' data
-say so in `data_access.earlier_tasks`.
+current batch + rho * reward on a replay batch. The replay pool holds the first
+`buffer_size` training items of each earlier task and, with `general: true`, the
+general replay set the sequence declares (at the embedded scale, samples of the
+pretraining mixture: the probes' own distribution). Runs say which they used in
+`data_access` (`earlier_tasks`, `general`), and the leaderboard keeps them apart.
 """
 from __future__ import annotations
 
@@ -20,25 +21,39 @@ class ESReplayConfig(ESConfig):
     rho: float = Field(0.5, ge=0, le=1, description="weight of the replay reward in the fitness")
     buffer_size: int = Field(256, ge=1, description="training items kept per earlier task")
     replay_batch: int = Field(16, ge=1, description="replay items scored per member and step")
+    general: bool = Field(False, description="also replay the sequence's general replay set "
+                          "(trains on the probes' distribution; recorded in data_access.general)")
 
 
 class ESReplay(ES):
     name = "es-replay"
-    version = 1
+    version = 2
     Config = ESReplayConfig
     needs = frozenset({"replay"})
 
+    def requirements(self) -> frozenset[str]:
+        return self.needs | ({"general_replay"} if self.config.general else set())
+
+    def replay_pool(self, ctx) -> list[tuple[str, dict]]:
+        """(family, item) pairs the replay batch is drawn from, in a fixed order."""
+        pool = []
+        if ctx.earlier_tasks:
+            for name, items in ctx.replay_items().items():
+                pool += [(name, item) for item in items[: self.config.buffer_size]]
+        if self.config.general:
+            pool += ctx.general_items()
+        return pool
+
     def batches(self, task, step_rng: random.Random, ctx) -> list[Batch]:
         current = super().batches(task, step_rng, ctx)
-        earlier = ctx.replay_items() if ctx.earlier_tasks else {}
-        if not earlier:
+        pool = self.replay_pool(ctx)
+        if not pool:
             return current
-        pool = [(name, item) for name, items in earlier.items() for item in items[: self.config.buffer_size]]
         picked = step_rng.sample(pool, min(self.config.replay_batch, len(pool)))
-        by_task: dict[str, list] = {}
+        by_family: dict[str, list] = {}
         for name, item in picked:
-            by_task.setdefault(name, []).append(item)
-        return current + [Batch(name, items) for name, items in sorted(by_task.items())]
+            by_family.setdefault(name, []).append(item)
+        return current + [Batch(name, items) for name, items in sorted(by_family.items())]
 
     def fitness(self, rewards: list[float], batches: list[Batch]) -> float:
         if len(rewards) == 1:

@@ -7,7 +7,7 @@ import torch
 from clbench.methods.es import Noise
 from clbench.methods.es_awd import anchored_decay, set_anchor
 from clbench.methods.es_replay import ESReplay, ESReplayConfig
-from clbench.methods.es_sparse import TopK
+from clbench.methods.es_sparse import TopK, magnitude_masks, top_share
 from clbench.population import Batch
 
 from test_runner import QUICK, clbench
@@ -55,6 +55,8 @@ def test_replay_fitness_by_hand():
     ("es-sparse", ["--set", "mask=topk", "--set", "density=0.1"]),
     ("es-sparse", ["--set", "mask=random", "--set", "density=0.1"]),
     ("es-replay", ["--set", "replay_batch=4"]),
+    ("es-replay", ["--set", "replay_batch=4", "--set", "general=true"]),
+    ("es-sparse", ["--set", "mask=magnitude", "--set", "density=0.1"]),
 ])
 def test_variant_smoke_run(method, extra, tmp_path):
     out = tmp_path / "v"
@@ -70,3 +72,82 @@ def test_variant_smoke_run(method, extra, tmp_path):
     if "mask=topk" in extra:
         assert sparsity > 0.35  # <= 10% of entries per step, 6 steps
     assert r["data_access"]["earlier_tasks"] is (method == "es-replay")
+    assert r["data_access"]["general"] is ("general=true" in extra)
+    if "mask=magnitude" in extra:
+        assert sparsity > 0.85
+
+
+def test_top_share_and_magnitude_mask_pick_by_hand():
+    assert top_share(torch.tensor([[0.3, 0.1], [0.9, 0.2]]), 0.5).tolist() == [[True, False], [True, False]]
+    m = One([0.5, -0.01, 2.0, 0.02])
+    masks = magnitude_masks(m, {"w": m.w.detach()}, 0.5)  # the two smallest |w|
+    assert masks[0].tolist() == [False, True, False, True]
+
+
+def test_fisher_is_the_mean_of_squared_per_example_gradients():
+    """Hand computation on the embedded model, and not the squared mean gradient."""
+    from clbench.fisher import completion_log_likelihood, diagonal_fisher
+    from clbench.model import load_model
+    from clbench.registry import Registry
+
+    lm = load_model()
+    items = Registry.load().task("countdown").split("train")[:3]
+    fisher = diagonal_fisher(lm.model, lm.tokenizer, items)
+    assert all(q.grad is None for q in lm.model.parameters())  # the model is left clean
+    name, p = "model.layers.0.mlp.down_proj.weight", dict(lm.model.named_parameters())["model.layers.0.mlp.down_proj.weight"]
+    grads = []
+    for it in items:
+        lm.model.zero_grad()
+        completion_log_likelihood(lm.model, lm.tokenizer, it["prompt"], it["target"] + "\n").backward()
+        grads.append(p.grad.detach().clone())
+    by_hand = sum(g ** 2 for g in grads) / 3
+    assert torch.allclose(fisher[name], by_hand, rtol=1e-5, atol=1e-12)
+    squared_mean = (sum(grads) / 3) ** 2
+    assert not torch.allclose(fisher[name], squared_mean, rtol=1e-2)
+
+
+def test_fisher_mask_is_the_same_on_worker_replicas(tmp_path):
+    """Masks built in the main process reach the workers: local == in-process."""
+    runs = {}
+    for backend in ("inprocess", "local"):
+        out = tmp_path / backend
+        clbench("run", "--method", "es-sparse", "--sequence", "math-only", "--output", str(out),
+                *QUICK, "--set", f"backend={backend}", "--set", "mask=fisher", "--set", "density=0.05",
+                "--set", "fisher_examples=8")
+        runs[backend] = json.loads((out / "result.json").read_text())
+    a, b = runs["inprocess"], runs["local"]
+    assert a["matrix"] == b["matrix"]
+    assert a["geometry"] == b["geometry"]
+    assert a["geometry"]["countdown"]["sparsity"]["1e-06"]["overall"] > 0.9
+
+
+def test_general_items_avoid_every_held_out_item():
+    from clbench.general_data import general_items
+    from clbench.registry import Registry
+
+    reg = Registry.load()
+    spec = reg.sequence("math-then-code").general_replay
+    items = general_items(spec)
+    assert len(items) == spec.size and items == general_items(spec)  # deterministic
+    families = {name for name, _ in items}
+    assert {"sort", "reverse", "countdown"} <= families
+    for name in families:
+        fam = reg.task(name)
+        held = fam.held_out_keys()
+        assert not any(fam.key(it) in held for n, it in items if n == name)
+
+
+def test_general_replay_on_a_sequence_without_a_set_is_exit_2(tmp_path, monkeypatch):
+    from clbench.config import RunConfig
+    from clbench.errors import UserError
+    from clbench.registry import Registry
+    from clbench.runner import Runner
+
+    real = Registry.sequence
+    monkeypatch.setattr(Registry, "sequence",
+                        lambda self, n: real(self, n).model_copy(update={"general_replay": None}))
+    cfg = RunConfig(method="es-replay", sequence="math-then-code", output=str(tmp_path / "x"),
+                    method_config={"general": True})
+    with pytest.raises(UserError, match="general_replay"):
+        Runner(cfg)
+    assert not (tmp_path / "x").exists()

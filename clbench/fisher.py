@@ -1,0 +1,41 @@
+"""Diagonal Fisher information from per-example gradients.
+
+F_i = mean over examples of (d log p(correct completion | prompt) / d theta_i)^2:
+each example's gradient is squared before averaging. Squaring a batch's mean
+gradient instead (a common shortcut) underestimates F by cancelling examples
+that pull in opposite directions. Used by EWC's penalty and es-sparse's fisher
+mask.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def completion_log_likelihood(model, tokenizer, prompt: str, completion: str) -> torch.Tensor:
+    """log p(completion | prompt), summed over the completion's tokens (a scalar)."""
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    c_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    device = next(model.parameters()).device
+    ids = torch.tensor([p_ids + c_ids], device=device)  # (1, P + C)
+    logits = model(input_ids=ids).logits[0, :-1].float()  # (P + C - 1, V): predicts ids[1:]
+    logp = torch.log_softmax(logits, dim=-1)
+    targets = ids[0, len(p_ids):]  # (C,)
+    return logp[len(p_ids) - 1 :].gather(1, targets[:, None]).sum()
+
+
+def diagonal_fisher(model, tokenizer, items: list[dict], stop: str = "\n") -> dict[str, torch.Tensor]:
+    """Per-parameter mean squared per-example gradient of the log-likelihood of each
+    item's correct completion (`target` + stop string). Leaves `model` unchanged."""
+    params = {n: p for n, p in model.named_parameters()}
+    fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    was_training = model.training
+    model.eval()
+    for item in items:
+        model.zero_grad(set_to_none=True)
+        completion_log_likelihood(model, tokenizer, item["prompt"], item["target"] + stop).backward()
+        for n, p in params.items():
+            if p.grad is not None:
+                fisher[n].add_(p.grad.detach().float() ** 2)
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return {n: f / max(1, len(items)) for n, f in fisher.items()}
