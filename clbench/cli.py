@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     from clbench import cli_run  # the run/analyze commands live in their own module
 
     cli_run.add_commands(sub)
+    from clbench import cli_leaderboard  # submit, leaderboard validate/build/register-base
+
+    cli_leaderboard.add_commands(sub)
     return p
 
 

@@ -129,6 +129,10 @@ class RunResult(Doc):
     geometry: dict[str, dict] = Field(description="per task end: drift, sparsity, by component/layer")
     cost: Cost
     environment: Environment
+    custom: Optional[str] = Field(
+        None, description="why this entry departs from the sequence's registered budget, "
+        "evaluation or base model (set by `clbench submit --custom REASON`); custom entries "
+        "are ranked apart on the leaderboard. None: a standard entry")
 
     def write(self, path: str | Path) -> Path:
         return write_json(path, self.model_dump(mode="json"))

@@ -1,0 +1,108 @@
+"""`clbench submit` and `clbench leaderboard validate|build|register-base`.
+
+Validation failures are exit 1 with one line per problem (`FILE: field: message`);
+exit 2 stays for usage errors (a missing file, a bad flag).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+EXIT_INVALID = 1
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser("submit", help="validate a run's result.json and file it on the leaderboard",
+                       description="Validate OUT/result.json and copy it to "
+                                   "BOARD/submissions/<sequence>/ under a name that never "
+                                   "overwrites; exit 1 with the problems if it is not a valid entry.")
+    s.add_argument("run", help="run folder holding result.json (or the JSON file itself)")
+    s.add_argument("--custom", metavar="REASON",
+                   help="file as a custom entry (budget, evaluation or base model departs from the "
+                        "sequence's registered ones), ranked apart; say why")
+    s.add_argument("--board", default="leaderboard", help="leaderboard folder (default: leaderboard)")
+    s.set_defaults(func=cmd_submit)
+
+    lb = sub.add_parser("leaderboard", help="validate submissions, build the board, register base scores")
+    lsub = lb.add_subparsers(dest="leaderboard_command", required=True, metavar="ACTION")
+    s = lsub.add_parser("validate", help="check RunResult files as leaderboard entries (exit 1 if any fails)")
+    s.add_argument("files", nargs="+", help="RunResult JSON files")
+    s.set_defaults(func=cmd_validate)
+    s = lsub.add_parser("build", help="write BOARD/README.md and BOARD/index.html from the submissions")
+    s.add_argument("--board", default="leaderboard", help="leaderboard folder (default: leaderboard)")
+    s.set_defaults(func=cmd_build)
+    s = lsub.add_parser("register-base",
+                        help="score a base model on every column of the built-in sequences naming it "
+                             "and register the scores and its fingerprint (after retraining it)")
+    s.add_argument("--model", default="embedded", help="model name the sequences give (default embedded)")
+    s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    s.set_defaults(func=cmd_register_base)
+
+
+def cmd_validate(args) -> int:
+    from clbench.errors import UserError
+    from clbench.leaderboard.validate import validate_file
+
+    for f in args.files:
+        if not Path(f).is_file():
+            raise UserError(f"validate: {f} is not a file; give RunResult JSON files")
+    failed = 0
+    for f in args.files:
+        v = validate_file(f)
+        if v.ok:
+            note = f" (custom: {v.custom}; departs: {'; '.join(v.deviations) or 'nothing'})" if v.custom else ""
+            print(f"{f}: ok{note}")
+        else:
+            failed += 1
+            for p in v.problems:
+                print(f"{f}: {p}")
+    if failed:
+        print(f"{failed} of {len(args.files)} file(s) invalid", file=sys.stderr)
+    return EXIT_INVALID if failed else 0
+
+
+def cmd_submit(args) -> int:
+    from clbench.errors import UserError
+    from clbench.leaderboard.submit import SubmitError, submit
+
+    path = Path(args.run)
+    if path.is_dir():
+        path = path / "result.json"
+    if not path.is_file():
+        raise UserError(f"submit: {path} does not exist; give a finished run folder (with result.json)")
+    try:
+        dest = submit(path, Path(args.board), custom=args.custom)
+    except SubmitError as e:
+        for line in str(e).splitlines():
+            print(f"{path}: {line}")
+        print("not submitted", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"submitted {dest}; rebuild the board with `clbench leaderboard build --board {args.board}`")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from clbench.leaderboard.build import build
+
+    board = Path(args.board)
+    problems = build(board)
+    if problems:
+        for p in problems:
+            print(p)
+        print("board not written: fix or remove the invalid submissions (a stale entry is rerun, "
+              "not kept)", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"wrote {board / 'README.md'} and {board / 'index.html'}")
+    return 0
+
+
+def cmd_register_base(args) -> int:
+    import os
+
+    import torch
+
+    from clbench.leaderboard.registered import register_base
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    register_base(args.model, device=args.device)
+    return 0

@@ -1,0 +1,226 @@
+"""Build leaderboard/README.md and leaderboard/index.html from the submissions.
+
+Submissions are grouped by (method, method config, base model) and, for custom
+entries, also by their budget and evaluation; each figure is the mean and sample
+standard deviation over distinct seeds. Ranking is by the final score: the mean of
+the last matrix row over all columns, new tasks and probes alike, so a method that
+learns nothing cannot top the board by forgetting nothing. Inputs are read in
+sorted order and every number has a fixed format, so the same submissions give
+the same bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clbench.atomic import write_text
+from clbench.leaderboard.svg import scatter
+from clbench.leaderboard.validate import validate_file
+from clbench.results import RunResult
+
+RANKING_RULE = (
+    "Entries are ranked by the **final score**: the mean over *all* columns (new tasks "
+    "and held-out probes alike) of the last row of the accuracy matrix, on the full test "
+    "splits, averaged over seeds. A method that learns nothing keeps its base-model "
+    "scores and so ranks below any method that gains more on the new tasks than it loses "
+    "on the probes. Figures are mean ± sample standard deviation over seeds (no ± with "
+    "one seed); scores, ACC, BWT, forgetting (Chaudhry) and probe change are in points.")
+
+# (key, header, format) of each number shown
+FIELDS = [("final", "final score", "{:.1f}"), ("acc", "ACC", "{:.1f}"), ("bwt", "BWT", "{:+.1f}"),
+          ("forgetting", "forgetting", "{:.1f}"), ("probe_change", "probe change", "{:+.1f}"),
+          ("drift", "drift L2", "{:.2f}"), ("peak_mb", "peak memory (MB)", "{:.0f}"),
+          ("tokens_m", "tokens (M)", "{:.2f}"), ("wall_s", "wall (s)", "{:.0f}")]
+
+
+def entry_numbers(r: RunResult) -> dict:
+    """The figures one run contributes; None where a metric is undefined."""
+    v, T = r.matrix.values, len(r.sequence.tasks)
+    s = r.summary
+    last_task = r.sequence.tasks[-1]
+    pct = (lambda x: None if x is None else 100 * x)
+    return {
+        "final": 100 * sum(v[-1]) / len(v[-1]),
+        "acc": pct(s.acc), "bwt": pct(s.bwt), "forgetting": pct(s.forgetting),
+        "probe_change": pct(sum(s.probe_delta.values()) / len(s.probe_delta)) if s.probe_delta else None,
+        "gain": 100 * sum(v[T][j] - v[0][j] for j in range(T)) / T,
+        "drift": float(r.geometry[last_task]["drift_l2"]["overall"]),
+        "peak_mb": max(r.cost.peak_rss_bytes, r.cost.peak_rss_children_bytes) / 2**20,
+        "tokens_m": (r.cost.forward_tokens + r.cost.backward_tokens) / 1e6,
+        "wall_s": r.cost.wall_seconds,
+    }
+
+
+@dataclass
+class Group:
+    method: str
+    config: dict
+    model: str
+    custom: str | None
+    budget: str
+    data_access: set = field(default_factory=set)
+    runs: dict = field(default_factory=dict)  # seed -> numbers (first file in sorted order wins)
+
+    @property
+    def config_id(self) -> str:
+        return hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:8]
+
+    def stat(self, key: str) -> tuple[float | None, float | None]:
+        xs = [n[key] for _, n in sorted(self.runs.items()) if n[key] is not None]
+        if not xs:
+            return None, None
+        return statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else None
+
+
+def _budget_note(r: RunResult) -> str:
+    steps = sorted(set(r.budget.steps_per_task.values()))
+    ex = sorted(set(r.budget.examples_per_column.values()))
+    return f"{'/'.join(map(str, steps))} steps, {'/'.join(map(str, ex))} test items"
+
+
+def collect(board: Path, registry=None, base_scores=None) -> tuple[dict[str, list[Group]], list[str]]:
+    """{sequence: groups ranked}, and the problems of any invalid submission."""
+    groups: dict[tuple, Group] = {}
+    problems = []
+    for path in sorted((board / "submissions").glob("*/*.json")):
+        v = validate_file(path, registry, base_scores)
+        if not v.ok:
+            problems += [f"{path}: {p}" for p in v.problems]
+            continue
+        r = v.result
+        if path.parent.name != r.sequence.name:
+            problems.append(f"{path}: sequence.name: {r.sequence.name} filed under {path.parent.name}")
+            continue
+        model = f"{r.model.name} ({r.model.fingerprint[:8]})"
+        key = (r.sequence.name, r.method.name, json.dumps(r.method.config, sort_keys=True), model,
+               r.custom, _budget_note(r) if r.custom is not None else "")
+        g = groups.setdefault(key, Group(r.method.name, r.method.config, model, r.custom, key[-1]))
+        g.runs.setdefault(r.seed, entry_numbers(r))
+        g.data_access |= {k for k, on in r.data_access.model_dump().items() if on}
+    by_seq: dict[str, list[Group]] = {}
+    for key in sorted(groups):
+        by_seq.setdefault(key[0], []).append(groups[key])
+    for seq, gs in by_seq.items():
+        gs.sort(key=lambda g: (-g.stat("final")[0], g.method, g.config_id, g.model, g.custom or ""))
+    return dict(sorted(by_seq.items())), problems
+
+
+def _cell(g: Group, key: str, fmt: str) -> str:
+    mean, sd = g.stat(key)
+    if mean is None:
+        return "n/a"
+    return fmt.format(mean) + ("" if sd is None else " ± " + fmt.replace("+", "").format(sd))
+
+
+def _access(g: Group) -> str:
+    names = {"earlier_tasks": "earlier tasks", "general": "general data"}
+    return ", ".join(names.get(k, k) for k in sorted(g.data_access)) or "task only"
+
+
+def _md_table(gs: list[Group]) -> list[str]:
+    head = ["#", "method", "config", "model", "seeds"] + [h for _, h, _ in FIELDS] + ["data access"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, g in enumerate(gs, 1):
+        cells = [str(i), g.method, f"`{g.config_id}`", g.model, str(len(g.runs))]
+        cells += [_cell(g, k, f) for k, _, f in FIELDS] + [_access(g)]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def render_markdown(by_seq: dict[str, list[Group]]) -> str:
+    out = ["# clbench leaderboard", "",
+           "Generated by `clbench leaderboard build` from `leaderboard/submissions/`; do not edit "
+           "by hand. `index.html` has the same tables, sortable, and a plot of new-task gain "
+           "against probe change.", "", f"**Ranking rule.** {RANKING_RULE}", ""]
+    if not by_seq:
+        out += ["No submissions yet. Run a method on a sequence, then `clbench submit OUT` and "
+                "`clbench leaderboard build`.", ""]
+    for seq, gs in by_seq.items():
+        std = [g for g in gs if g.custom is None]
+        cus = [g for g in gs if g.custom is not None]
+        out += [f"## {seq}", ""]
+        out += (_md_table(std) if std else ["No standard entries yet."]) + [""]
+        if cus:
+            out += ["### Custom entries (departing from the registered budget or evaluation; "
+                    "not comparable with the table above)", ""]
+            out += _md_table(cus) + [""]
+            out += [f"- {g.method} `{g.config_id}`: {g.custom} ({g.budget})" for g in cus] + [""]
+        out += ["Method configs:", ""]
+        out += sorted({f"- `{g.config_id}` ({g.method}): `{json.dumps(g.config, sort_keys=True)}`"
+                       for g in gs}) + [""]
+    return "\n".join(out)
+
+
+SORT_JS = """function sortBy(th){const t=th.closest('table'),i=[...th.parentNode.children].indexOf(th),
+b=t.tBodies[0],d=th.dataset.dir=th.dataset.dir==='a'?'d':'a',rs=[...b.rows];
+rs.sort((x,y)=>{const p=x.cells[i].dataset.v,q=y.cells[i].dataset.v;
+const r=(p!==undefined&&q!==undefined)?(+p)-(+q):x.cells[i].textContent.localeCompare(y.cells[i].textContent);
+return d==='a'?r:-r});rs.forEach(r=>b.appendChild(r))}"""
+
+
+def _html_table(gs: list[Group]) -> str:
+    head = ["#", "method", "config", "model", "seeds"] + [h for _, h, _ in FIELDS] + ["data access"]
+    th = "".join(f'<th onclick="sortBy(this)">{html.escape(h)}</th>' for h in head)
+    rows = []
+    for i, g in enumerate(gs, 1):
+        cells = [f'<td data-v="{i}">{i}</td>', f"<td>{html.escape(g.method)}</td>",
+                 f'<td title="{html.escape(json.dumps(g.config, sort_keys=True))}">{g.config_id}</td>',
+                 f"<td>{html.escape(g.model)}</td>", f'<td data-v="{len(g.runs)}">{len(g.runs)}</td>']
+        for k, _, f in FIELDS:
+            mean, _sd = g.stat(k)
+            v = "" if mean is None else f' data-v="{mean:.6f}"'
+            cells.append(f"<td{v}>{html.escape(_cell(g, k, f))}</td>")
+        cells.append(f"<td>{html.escape(_access(g))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _plot(gs: list[Group]) -> str:
+    pts = []
+    for g in gs:
+        (x, dx), (y, dy) = g.stat("gain"), g.stat("probe_change")
+        if x is None or y is None:
+            continue
+        pts.append({"label": f"{g.method} {g.config_id}", "x": x, "y": y, "dx": dx or 0.0,
+                    "dy": dy or 0.0, "hollow": g.custom is not None})
+    if not pts:
+        return ""
+    return scatter(pts, "new-task gain (final − base, points, mean over tasks)",
+                   "probe change (final − base, points; 0 = retained)")
+
+
+def render_html(by_seq: dict[str, list[Group]]) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>clbench leaderboard</title>",
+             "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:"
+             "collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+             "th{cursor:pointer;background:#f4f4f4}</style>",
+             f"<script>{SORT_JS}</script></head><body><h1>clbench leaderboard</h1>",
+             f"<p>{html.escape(RANKING_RULE).replace('**final score**', '<b>final score</b>').replace('*all*', '<i>all</i>')}"
+             " Click a header to sort.</p>"]
+    if not by_seq:
+        parts.append("<p>No submissions yet.</p>")
+    for seq, gs in by_seq.items():
+        std = [g for g in gs if g.custom is None]
+        cus = [g for g in gs if g.custom is not None]
+        parts.append(f"<h2>{html.escape(seq)}</h2>")
+        parts.append(_html_table(std) if std else "<p>No standard entries yet.</p>")
+        if cus:
+            parts.append("<h3>Custom entries (not comparable with the table above)</h3>" + _html_table(cus))
+        parts.append("<h3>New-task gain against probe change (one point per method; bars: ±1 sd "
+                     "over seeds; hollow: custom)</h3>" + _plot(gs))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def build(board: Path, registry=None, base_scores=None) -> list[str]:
+    """Write README.md and index.html unless a submission is invalid; returns the problems."""
+    by_seq, problems = collect(board, registry, base_scores)
+    if problems:
+        return problems
+    write_text(board / "README.md", render_markdown(by_seq))
+    write_text(board / "index.html", render_html(by_seq))
+    return []

@@ -1,0 +1,241 @@
+"""Is a RunResult file a fair leaderboard entry? One line per problem, naming the field.
+
+Order: size and strict JSON (parse.py), then the RunResult schema in strict mode
+(no "0.5" for 0.5), then the checks no schema can make: against the registry
+(sequence fingerprint, shape, task versions, budget, full test splits, base model
+and its registered row 0) and against itself (summary recomputed from the matrix).
+Departures from the registered budget or evaluation, or a sequence without a
+registered base model, are accepted only when the entry is marked `custom` with
+a reason; such entries are ranked apart.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from clbench import metrics
+from clbench.leaderboard.parse import ParseError, load_bytes, load_file, non_finite
+from clbench.leaderboard.registered import load_base_scores
+from clbench.results import RunResult
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # method names end up in file names
+SUMMARY_TOL = 1e-9  # recomputation is the same float arithmetic; only JSON round-off remains
+ROW0_TOL = 1e-9     # row 0 is greedy, deterministic scoring of fixed weights on fixed items
+
+
+@dataclass
+class Verdict:
+    problems: list[str] = field(default_factory=list)     # "field: message", each fatal
+    deviations: list[str] = field(default_factory=list)   # accepted only in custom entries
+    result: RunResult | None = None
+    doc: dict | None = None                                # the parsed JSON, for submit
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def custom(self) -> str | None:
+        return self.result.custom if self.result is not None else None
+
+
+def validate_file(path: str | Path, registry=None, base_scores: dict | None = None) -> Verdict:
+    try:
+        doc = load_file(path)
+    except ParseError as e:
+        return Verdict([f"file: {e}"])
+    return validate_doc(doc, registry, base_scores)
+
+
+def validate_bytes(data: bytes, registry=None, base_scores: dict | None = None) -> Verdict:
+    try:
+        doc = load_bytes(data)
+    except ParseError as e:
+        return Verdict([f"file: {e}"])
+    return validate_doc(doc, registry, base_scores)
+
+
+def validate_doc(doc, registry=None, base_scores: dict | None = None) -> Verdict:
+    if not isinstance(doc, dict):
+        return Verdict([f"(root): a JSON object is needed, not {type(doc).__name__}"])
+    bad = non_finite(doc)
+    if bad:
+        return Verdict([f"{p[2:]}: NaN or infinite number; scores must be finite" for p in bad], doc=doc)
+    try:
+        r = RunResult.model_validate(doc, strict=True)
+    except ValidationError as e:
+        return Verdict([f"{'.'.join(str(x) for x in err['loc']) or '(root)'}: {err['msg']}"
+                        for err in e.errors()], doc=doc)
+    if registry is None:
+        from clbench.registry import Registry
+
+        registry = Registry.load()
+    base_scores = load_base_scores() if base_scores is None else base_scores
+    v = Verdict(result=r, doc=doc)
+    _check(r, registry, base_scores, v)
+    if r.custom is not None and not r.custom.strip():
+        v.problems.append("custom: empty reason; say why the entry departs from the registered setup")
+    if r.custom is None and v.deviations:
+        v.problems += [f"{d} (accepted only as a custom entry: clbench submit --custom REASON)"
+                       for d in v.deviations]
+    return v
+
+
+def _check(r: RunResult, reg, base_scores: dict, v: Verdict) -> None:
+    P = v.problems.append
+    if not NAME.match(r.method.name):
+        P(f"method.name: {r.method.name!r} is not a kebab-case registry name (a-z, 0-9, '-', '.', '_')")
+    if r.sequence.name not in reg.sequences:
+        P(f"sequence.name: unknown sequence {r.sequence.name!r}; known: {', '.join(sorted(reg.sequences))}")
+        return
+    seq = reg.sequence(r.sequence.name)
+    if not _check_sequence(r, seq, reg, P):
+        return  # a different sequence: shape and budget checks would only repeat it
+    if _check_matrix(r, seq, P):
+        _check_summary(r, seq, P)
+        _check_base(r, seq, reg, base_scores, P, v.deviations.append)
+    _check_budget(r, seq, reg, P, v.deviations.append)
+    _check_curves(r, seq, P)
+
+
+def _check_sequence(r, seq, reg, P) -> bool:
+    from clbench.runinfo import sequence_fingerprint
+
+    ok = True
+    if r.sequence.tasks != seq.tasks:
+        ok = False
+        P(f"sequence.tasks: {r.sequence.tasks} differs from the registered {seq.tasks}")
+    if r.sequence.probes != seq.probes:
+        ok = False
+        P(f"sequence.probes: {r.sequence.probes} differs from the registered {seq.probes}")
+    expected = sequence_fingerprint(seq, reg)
+    if r.sequence.fingerprint != expected:
+        P(f"sequence.fingerprint: {r.sequence.fingerprint} does not match the registered "
+          f"{r.sequence.name} ({expected}); its spec or generated data differ from this clbench")
+    versions = {c: reg.task(c).version for c in seq.tasks + seq.probes}
+    if r.sequence.task_versions != versions:
+        P(f"sequence.task_versions: {r.sequence.task_versions} differs from the registered {versions}")
+    return ok
+
+
+def _check_matrix(r, seq, P) -> bool:
+    m, ok = r.matrix, True
+    if m.rows != ["base"] + seq.tasks:
+        ok = False
+        P(f"matrix.rows: {m.rows}; expected {['base'] + seq.tasks}")
+    if m.columns != seq.tasks + seq.probes:
+        ok = False
+        P(f"matrix.columns: {m.columns}; expected {seq.tasks + seq.probes}")
+    try:
+        metrics.validate(m.values, seq.tasks, seq.probes)
+    except ValueError as e:
+        ok = False
+        P(f"matrix.values: {e}")
+    return ok
+
+
+def _close(a, b, tol: float) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=0, abs_tol=tol)
+
+
+def _check_summary(r, seq, P) -> None:
+    want = metrics.summarize(r.matrix.values, seq.tasks, seq.probes)
+    got = r.summary.model_dump()
+    for k in ("acc", "bwt", "fwt", "forgetting", "forgetting_avalanche"):
+        if not _close(got[k], want[k], SUMMARY_TOL):
+            P(f"summary.{k}: {got[k]} does not match {want[k]} recomputed from matrix.values")
+    if set(got["probe_delta"]) != set(want["probe_delta"]):
+        P(f"summary.probe_delta: keys {sorted(got['probe_delta'])}; expected {sorted(want['probe_delta'])}")
+    else:
+        for k, x in want["probe_delta"].items():
+            if not _close(got["probe_delta"][k], x, SUMMARY_TOL):
+                P(f"summary.probe_delta.{k}: {got['probe_delta'][k]} does not match {x} "
+                  "recomputed from matrix.values")
+
+
+def _test_size(reg, name: str) -> int | None:
+    return len(reg.task(name).split("test")) if name in reg.tasks else None
+
+
+def _check_base(r, seq, reg, base_scores, P, D) -> None:
+    if seq.base_model_fingerprint is None:
+        D(f"model.fingerprint: sequence {seq.name} registers no base model, so its row 0 "
+          "cannot be checked")
+        return
+    if r.model.fingerprint != seq.base_model_fingerprint:
+        P(f"model.fingerprint: {r.model.fingerprint} is not the base model {seq.name} names "
+          f"({seq.model}, {seq.base_model_fingerprint})")
+        return
+    entry = base_scores.get(r.model.fingerprint)
+    if entry is None:
+        P(f"model.fingerprint: no registered base scores for {r.model.fingerprint} "
+          "(run `clbench leaderboard register-base`)")
+        return
+    for j, col in enumerate(r.matrix.columns):
+        reg_col = entry["columns"].get(col)
+        if reg_col is None:
+            P(f"matrix.values[0][{j}]: no registered base score for column {col!r}")
+        elif r.budget.examples_per_column.get(col) == reg_col["examples"] and r.budget.eval_split == "test":
+            if not _close(r.matrix.values[0][j], reg_col["score"], ROW0_TOL):
+                P(f"matrix.values[0][{j}]: row 0 {col} = {r.matrix.values[0][j]} differs from the "
+                  f"registered base score {reg_col['score']}")
+
+
+def _check_budget(r, seq, reg, P, D) -> None:
+    b, reg_b = r.budget, seq.budget
+    if b.registered_steps != reg_b.steps:
+        P(f"budget.registered_steps: {b.registered_steps}; the sequence registers {reg_b.steps}")
+    if b.registered_completions != reg_b.completions:
+        P(f"budget.registered_completions: {b.registered_completions}; the sequence registers "
+          f"{reg_b.completions}")
+    if set(b.steps_per_task) != set(seq.tasks):
+        P(f"budget.steps_per_task: keys {sorted(b.steps_per_task)}; expected {sorted(seq.tasks)}")
+    for t, n in b.steps_per_task.items():
+        if n != reg_b.steps:
+            D(f"budget.steps_per_task.{t}: {n} steps; the sequence's budget is {reg_b.steps}")
+    for t, n in b.completions_per_task.items():
+        if t not in seq.tasks:
+            P(f"budget.completions_per_task.{t}: not a task of {seq.name}")
+        elif n > reg_b.completions:
+            D(f"budget.completions_per_task.{t}: {n} completions exceed the budget's {reg_b.completions}")
+    if b.eval_split != "test":
+        D(f"budget.eval_split: {b.eval_split!r}; the matrix must be scored on 'test'")
+    columns = seq.tasks + seq.probes
+    if set(b.examples_per_column) != set(columns):
+        P(f"budget.examples_per_column: keys {sorted(b.examples_per_column)}; expected {sorted(columns)}")
+    for c, n in b.examples_per_column.items():
+        size = _test_size(reg, c) if c in columns else None
+        if size is None:
+            continue
+        if n > size:
+            P(f"budget.examples_per_column.{c}: {n} is more than the {size} test examples")
+        elif n < size:
+            D(f"budget.examples_per_column.{c}: evaluated on {n} of {size} test examples (eval_limit)")
+
+
+def _check_curves(r, seq, P) -> None:
+    columns = set(seq.tasks + seq.probes)
+    last = -1
+    for i, c in enumerate(r.curves):
+        extra = set(c.scores) - columns
+        if extra:
+            P(f"curves[{i}].scores: unknown column(s) {sorted(extra)}")
+        for k, x in c.scores.items():
+            if not 0.0 <= x <= 1.0:
+                P(f"curves[{i}].scores.{k}: {x} outside [0, 1]")
+        if c.global_step < last:
+            P(f"curves[{i}].global_step: {c.global_step} goes backwards (previous {last})")
+        last = c.global_step
+    missing = [t for t in seq.tasks if t not in r.geometry]
+    if missing:
+        P(f"geometry: no entry for task(s) {missing}")
+    for t, g in r.geometry.items():
+        d = g.get("drift_l2", {}).get("overall") if isinstance(g.get("drift_l2"), dict) else None
+        if not isinstance(d, (int, float)) or isinstance(d, bool) or d < 0:
+            P(f"geometry.{t}.drift_l2.overall: {d!r}; a non-negative number is needed")
