@@ -17,7 +17,8 @@ def add_commands(sub) -> None:
                     "Example: clbench run --method es --sequence math-then-code --steps 5")
     s.add_argument("--method", help="method name (see `clbench list`)")
     s.add_argument("--sequence", help="sequence name (see `clbench list`)")
-    s.add_argument("--model", help="'embedded' (default) or a local Hugging Face model folder")
+    s.add_argument("--model", help="'embedded' (default), a saved Hugging Face model folder, or a "
+                   "hub name (already in the HF cache, or with HF_HUB_OFFLINE=0 to download it)")
     s.add_argument("--seed", type=int, help="run seed (default 0)")
     s.add_argument("--steps", type=int, help="update steps per task, overriding the budget (quick runs)")
     s.add_argument("--eval-every", type=int, help="steps between curve points")
@@ -26,6 +27,12 @@ def add_commands(sub) -> None:
     s.add_argument("--output", help="output folder (default runs/METHOD-SEQUENCE-seedSEED)")
     s.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     s.add_argument("--device", help="cpu (default), cuda or auto")
+    s.add_argument("--data-dir", help="folder of local task data, one sub-folder per task "
+                   "(sets CLBENCH_DATA_DIR; see README 'Full scale')")
+    s.add_argument("--backend", help="population backend of ES-like methods: local (default), "
+                   "inprocess or ray (same as --set backend=...)")
+    s.add_argument("--ray-address", help="Ray cluster to join with --backend ray (sets RAY_ADDRESS; "
+                   "default: RAY_ADDRESS, else a local cluster)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter, e.g. --set sigma=0.01 (repeatable)")
     s.add_argument("--config", help="YAML file with run fields (method, sequence, seed, "
@@ -79,6 +86,8 @@ def build_config(args):
             raise UserError(f"--set {kv!r}: write KEY=VALUE, e.g. --set sigma=0.01")
         k, v = kv.split("=", 1)
         mc[k.strip()] = yaml.safe_load(v)
+    if getattr(args, "backend", None):
+        mc["backend"] = args.backend
     fields["method_config"] = mc
     for key in ("method", "sequence"):
         if not fields.get(key):
@@ -108,6 +117,10 @@ def cmd_run(args) -> int:
     from clbench.config import RunConfig
     from clbench.runner import Runner
 
+    if getattr(args, "data_dir", None):
+        os.environ["CLBENCH_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+    if getattr(args, "ray_address", None):
+        os.environ["RAY_ADDRESS"] = args.ray_address
     if args.resume:
         cfg_path = Path(args.resume) / "config.json"
         if not cfg_path.exists():
@@ -126,6 +139,7 @@ def cmd_run(args) -> int:
         from clbench.model import resolve_model_path
 
         resolve_model_path(cfg.model)  # a missing model is an error before anything is written
+        _check_data(cfg)
         out = Path(cfg.output)
         if out.exists() and not out.is_dir():
             raise UserError(f"--output: {out} is a file; give a folder for the run")
@@ -139,6 +153,16 @@ def cmd_run(args) -> int:
     result = Runner(cfg, console=con).run(resume=resume)
     _print_summary(con, result, cfg.output)
     return 0
+
+
+def _check_data(cfg) -> None:
+    """Read every column's data now: a missing data set is exit 2 before anything is written."""
+    from clbench.registry import Registry
+
+    reg = Registry.load()
+    seq = reg.sequence(cfg.sequence)
+    for name in seq.tasks + seq.probes:
+        reg.task(name).splits
 
 
 def _print_summary(con, result, out) -> None:

@@ -10,13 +10,28 @@ import torch
 from clbench.model import stop_token_ids
 
 
+def chat_prompts(tokenizer, prompts: list[str]) -> list[str]:
+    """Each prompt as one user turn of the model's chat template, ready for the answer;
+    unchanged when the tokenizer has no template. lm-eval's `apply_chat_template` builds
+    the same text (HFLM.apply_chat_template), so rewards and scores see one prompt."""
+    if not getattr(tokenizer, "chat_template", None):
+        return list(prompts)
+    return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                          add_generation_prompt=True) for p in prompts]
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int,
-             batch_size: int = 64) -> tuple[list[str], int]:
+             batch_size: int = 64, chat: bool = False,
+             stop: tuple[str, ...] = ("\n",)) -> tuple[list[str], int]:
     """Completions cut at the first stop token, and the number of tokens processed
-    (prompt + generated, per sequence), for cost accounting."""
-    stops = stop_token_ids(tokenizer)
+    (prompt + generated, per sequence), for cost accounting. `chat`: wrap prompts in
+    the chat template (full-scale tasks); `stop`: the task's stop strings (the newline
+    ends an embedded answer; full-scale answers span lines and stop at EOS only)."""
+    stops = stop_token_ids(tokenizer, newline="\n" in stop)
     device = next(model.parameters()).device
+    if chat:
+        prompts = chat_prompts(tokenizer, prompts)
     out: list[str] = []
     tokens = 0
     for start in range(0, len(prompts), batch_size):

@@ -4,7 +4,10 @@ HFLM wraps the live model object, so the runner scores after every task and at
 every curve point without saving or reloading weights. Our families are found
 through a TaskManager over their folders only (`include_defaults=False`: indexing
 lm-eval's 14k tasks costs seconds); names that are not ours go to a second,
-default TaskManager built only when needed (full-scale probes like hellaswag).
+default TaskManager built only when needed (lm-eval names not registered here).
+Registered lm-eval probes (`LmEvalProbe`) hand over lm-eval's own task object.
+Full-scale tasks marked `chat` are scored through the model's chat template, as
+their training rewards are (clbench.generation.chat_prompts).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
+from clbench.lm_eval_probe import LmEvalProbe
 from clbench.registry import Registry
 
 
@@ -53,7 +57,8 @@ class Harness:
         from lm_eval.tasks import TaskManager
 
         if defaults not in self._managers:
-            paths = sorted({str(f.obj.lm_eval_dir) for f in self.registry.tasks.values()})
+            paths = sorted({str(f.obj.lm_eval_dir) for f in self.registry.tasks.values()
+                            if not isinstance(f.obj, LmEvalProbe)})
             self._managers[defaults] = TaskManager(include_path=paths, include_defaults=defaults)
         return self._managers[defaults]
 
@@ -67,14 +72,21 @@ class Harness:
         """{task: accuracy in [0, 1]} on the first `limit` items of `split`."""
         from lm_eval.evaluator import evaluate
 
-        ours = [t for t in tasks if t in self.registry.tasks]
-        theirs = [t for t in tasks if t not in self.registry.tasks]
+        reg = {t: self.registry.tasks[t].obj for t in tasks if t in self.registry.tasks}
+        probes = [t for t in tasks if isinstance(reg.get(t), LmEvalProbe)]
+        ours = [t for t in reg if t not in probes]
+        theirs = [t for t in tasks if t not in reg]
         loaded: dict = {}
+        chat: dict = {}
         if ours:
             built = self._manager(False).load([self._lm_eval_name(t) for t in ours])["tasks"]
-            for task in built.values():
+            for t in ours:
+                task = built[self._lm_eval_name(t)]
                 task.config.test_split = split  # dev for curves, test for the matrix
-            loaded.update(built)
+                (chat if reg[t].chat and getattr(self.tokenizer, "chat_template", None) else loaded)[
+                    self._lm_eval_name(t)] = task
+        for t in probes:
+            loaded[self._lm_eval_name(t)] = reg[t].lm_eval_task  # lm-eval's own task and metric
         if theirs:
             try:
                 loaded.update(self._manager(True).load(theirs)["tasks"])
@@ -85,9 +97,11 @@ class Harness:
                                 "name (`lm-eval ls tasks`) and, offline, that its data is in the "
                                 "datasets cache") from None
         self.model.eval()
-        out = evaluate(lm=self.lm, task_dict=loaded, limit=limit, verbosity="ERROR",
-                       log_samples=False)
-        results = out["results"]
+        results = {}
+        for group, template in ((loaded, False), (chat, True)):
+            if group:
+                results.update(evaluate(lm=self.lm, task_dict=group, limit=limit, verbosity="ERROR",
+                                        log_samples=False, apply_chat_template=template)["results"])
         scores = {}
         for t in tasks:
             row = results[self._lm_eval_name(t)]

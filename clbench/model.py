@@ -89,13 +89,24 @@ def resolve_model_path(name_or_path: str) -> str:
                 "Hugging Face model folder (save_pretrained output)"
             )
         return str(p)
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
+    if os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hub_cache(name_or_path):
         raise ModelNotFound(
-            f"model: {name_or_path!r} is not a local folder and the hub is offline "
-            "(HF_HUB_OFFLINE=1); download it while online (huggingface-cli download "
-            f"{name_or_path}) or pass --model /path/to/saved/model"
+            f"model: {name_or_path!r} is not a local folder and not in the Hugging Face cache, "
+            "and the hub is offline (HF_HUB_OFFLINE=1, clbench's default); download it once "
+            f"(HF_HUB_OFFLINE=0 hf download {name_or_path}), or run with HF_HUB_OFFLINE=0 to "
+            "let clbench fetch it, or pass --model /path/to/saved/model"
         )
     return name_or_path
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    """A hub name already downloaded loads offline from the cache: nothing is fetched."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # not a valid repo id
+        return False
 
 
 def load_model(name_or_path: str = EMBEDDED_NAME, dtype: str = "float32",
@@ -108,13 +119,18 @@ def load_model(name_or_path: str = EMBEDDED_NAME, dtype: str = "float32",
                    "float16": torch.float16}[dtype]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        from clbench.errors import UserError
+
+        raise UserError("device: cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
     try:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise ModelNotFound(
-            f"model: could not load {name_or_path!r} ({e.__class__.__name__}); pass a local "
-            "folder with --model or download the model while online"
+            f"model: could not load {name_or_path!r} ({e.__class__.__name__}: {str(e)[:160]}); "
+            "pass a saved model folder with --model, or download it while online "
+            f"(HF_HUB_OFFLINE=0 hf download {name_or_path})"
         ) from None
     tok.padding_side = "left"
     if tok.pad_token is None:
@@ -138,10 +154,15 @@ def param_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
-def stop_token_ids(tokenizer) -> list[int]:
-    """Generation stops at newline (end of an embedded answer) or EOS."""
+def stop_token_ids(tokenizer, newline: bool = True) -> list[int]:
+    """Generation stops at EOS, and at newline (end of an embedded answer) when asked.
+    A chat model also stops at the end of its turn (e.g. Qwen's <|im_end|>)."""
     ids = [tokenizer.eos_token_id]
-    nl = tokenizer.convert_tokens_to_ids("\n")
+    for special in ("<|im_end|>", "<|eot_id|>"):
+        tid = tokenizer.convert_tokens_to_ids(special)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid not in ids:
+            ids.append(tid)
+    nl = tokenizer.convert_tokens_to_ids("\n") if newline else None
     if isinstance(nl, int) and nl != tokenizer.unk_token_id:
         ids.append(nl)
     return ids

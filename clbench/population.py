@@ -65,7 +65,7 @@ def score_member(model, tokenizer, registry, perturbation, member: Member,
         for b in batches:
             fam = registry.task(b.task)
             comps, n = generate(model, tokenizer, [i["prompt"] for i in b.items], fam.max_new_tokens,
-                                batch_size=len(b.items))
+                                batch_size=len(b.items), chat=fam.chat, stop=fam.stop)
             tokens += n
             scores = fam.score_many(b.items, comps)
             rewards.append(sum(s.reward for s in scores) / len(scores))

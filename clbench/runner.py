@@ -83,7 +83,10 @@ class RunContext:
 
     def score(self, task, items: list[dict]) -> tuple[list[float], int]:
         """Rewards of ctx.model's greedy answers by the task's own scoring, and tokens."""
-        comps, tokens = self.generate([i["prompt"] for i in items], task.max_new_tokens)
+        from clbench.generation import generate
+
+        comps, tokens = generate(self.model, self.tokenizer, [i["prompt"] for i in items],
+                                 task.max_new_tokens, chat=task.chat, stop=task.stop)
         return [s.reward for s in task.score_many(items, comps)], tokens
 
     @property
@@ -149,6 +152,11 @@ class Runner:
             if backend == "local":
                 self._pops[backend] = LocalProcessBackend(self.model, self.lm.tokenizer, self.registry,
                                                           self.lm.path, self.cfg.dtype, workers)
+            elif backend == "ray":  # optional extra, in its own module
+                from clbench.population_ray import RayBackend
+
+                self._pops[backend] = RayBackend(self.model, self.lm.tokenizer, self.registry,
+                                                 self.lm.path, self.cfg.dtype, workers, self.cfg.device)
             else:
                 self._pops[backend] = InProcessBackend(self.model, self.lm.tokenizer, self.registry)
         pop = self._pops[backend]

@@ -47,6 +47,12 @@ from collections import OrderedDict
 from dataclasses import astuple, dataclass
 
 MAX_EXPR_CHARS = 300
+MAX_PROGRAM_CHARS = 20000  # program mode (MBPP): a function definition plus its asserts
+# Pure modules a program may import (pre-imported by the worker: nothing can be imported
+# after the chroot). A convenience list only; the OS layers are the defence.
+PROGRAM_MODULES = ("math", "re", "heapq", "collections", "itertools", "functools", "bisect",
+                   "string", "operator", "cmath", "statistics", "copy", "fractions", "decimal",
+                   "typing", "array", "random", "sys")
 _CHUNK = 256  # jobs per worker message
 _NOBODY = 65534
 _NEWNET, _NEWPID, _NEWIPC, _NEWUSER = 0x40000000, 0x20000000, 0x08000000, 0x10000000
@@ -127,8 +133,40 @@ def _isolate(libc) -> dict:
     return info
 
 
-def _child(libc, jobdir, wfd, null, expr, inputs, lim, info) -> None:
-    """Runs in the forked child; never returns.  A setup failure exits before any eval."""
+def _program_builtins() -> dict:
+    """Builtins for program mode: no files, input or exit; imports only PROGRAM_MODULES."""
+    def _import(name, globals=None, locals=None, fromlist=(), level=0):
+        top = name.split(".")[0]
+        if level or top not in PROGRAM_MODULES or name not in sys.modules:
+            raise ImportError(name)
+        return sys.modules[name if fromlist else top]
+
+    out = {k: v for k, v in vars(builtins).items()
+           if k not in ("open", "input", "breakpoint", "exit", "quit", "help", "__loader__", "__spec__")}
+    out["__import__"] = _import
+    return out
+
+
+def _run_program(expr, checks) -> list:
+    """Program mode: exec the answer once, then each check in its namespace: 1 passed, 0 not."""
+    ns = {"__builtins__": _program_builtins(), "__name__": "answer"}
+    try:
+        exec(compile(expr, "<answer>", "exec"), ns)
+    except BaseException:
+        return [0] * len(checks)
+    outs = []
+    for c in checks:
+        try:
+            exec(compile(c, "<check>", "exec"), ns)
+            outs.append(1)
+        except BaseException:
+            outs.append(0)
+    return outs
+
+
+def _child(libc, jobdir, wfd, null, expr, inputs, lim, info, checks=None) -> None:
+    """Runs in the forked child; never returns.  A setup failure exits before any eval.
+    `checks` (program mode): statements run after the answer, e.g. MBPP's asserts."""
     try:
         os.setsid()
         for fd in (0, 1, 2):
@@ -158,8 +196,12 @@ def _child(libc, jobdir, wfd, null, expr, inputs, lim, info) -> None:
             if libc.capset(hdr, caps) != 0:
                 os._exit(3)
         signal.setitimer(signal.ITIMER_PROF, lim.cpu_seconds)  # sub-second CPU limit
-        code = compile(expr, "<answer>", "eval")
-        outs = []
+        if checks is not None:
+            outs = _run_program(expr, checks)
+            inputs = ()
+        else:
+            code = compile(expr, "<answer>", "eval")
+            outs = []
         for x in inputs:
             try:
                 v = eval(code, {"__builtins__": dict(_SAFE_BUILTINS), "x": x})
@@ -176,12 +218,13 @@ def _child(libc, jobdir, wfd, null, expr, inputs, lim, info) -> None:
     os._exit(0)
 
 
-def _run_job(libc, jobdir, null, expr, inputs, lim, info) -> list:
+def _run_job(libc, jobdir, null, expr, inputs, lim, info, checks=None) -> list:
     os.mkdir(jobdir, 0o555)  # fresh and empty; root-owned, so nobody cannot write in it
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _child(libc, jobdir, w, null, expr, inputs, lim, info)
+        _child(libc, jobdir, w, null, expr, inputs, lim, info, checks)
+    n = len(inputs) if checks is None else len(checks)
     os.close(w)
     deadline, buf, why = _now() + lim.wall_seconds, bytearray(), None
     while why is None:
@@ -208,13 +251,13 @@ def _run_job(libc, jobdir, null, expr, inputs, lim, info) -> list:
     if why == "eof":
         try:
             outs = json.loads(bytes(buf))
-            if _valid_outputs(outs, len(inputs)):
+            if _valid_outputs(outs, n):
                 return ["ok", outs]
         except Exception:  # malformed / truncated / too deeply nested
             pass
         cpu_kill = os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGPROF)
         why = "timeout" if cpu_kill else "crashed"
-    return [why, [None] * len(inputs)]
+    return [why, [None] * n]
 
 
 def _worker_main() -> None:
@@ -235,22 +278,29 @@ def _worker_main() -> None:
     try:
         while (msg := _recv(0)) is not None:
             lim, results = SandboxLimits(*msg["limits"]), []
-            for expr, inputs in msg["jobs"]:
+            for expr, inputs, *checks in msg["jobs"]:
                 seq += 1
                 jobdir = os.path.join(base, str(seq))
-                results.append(_run_job(libc, jobdir, null, expr, inputs, lim, info))
+                if checks:
+                    for m in PROGRAM_MODULES:  # before the child's chroot
+                        __import__(m)
+                results.append(_run_job(libc, jobdir, null, expr, inputs, lim, info,
+                                        checks[0] if checks else None))
             _send(1, results)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------ host side
-def _precheck(expr) -> bool:
+def _precheck(expr, checks=None) -> bool:
     """Cheap syntax check; executes nothing."""
-    if not isinstance(expr, str) or len(expr) > MAX_EXPR_CHARS or "\x00" in expr:
+    limit, mode = (MAX_EXPR_CHARS, "eval") if checks is None else (MAX_PROGRAM_CHARS, "exec")
+    if not isinstance(expr, str) or len(expr) > limit or "\x00" in expr:
         return False
     try:
-        ast.parse(expr, mode="eval")
+        ast.parse(expr, mode=mode)
+        for c in checks or ():
+            ast.parse(c, mode="exec")
         return True
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return False
@@ -321,34 +371,38 @@ class Sandbox:
             res = None
         if isinstance(res, list) and len(res) == len(jobs) and all(
                 isinstance(r, list) and len(r) == 2 and r[0] in ("ok", "timeout", "crashed")
-                and _valid_outputs(r[1], len(j[1])) for r, j in zip(res, jobs)):
+                and _valid_outputs(r[1], len(j[2]) if len(j) > 2 else len(j[1]))
+                for r, j in zip(res, jobs)):
             return res
         self.close()
         return None
 
     def evaluate_many(self, jobs, limits: SandboxLimits | None = None) -> list[ExecResult]:
+        """Jobs are (expression, int inputs) or, in program mode, (program, [], checks)."""
         lim = limits or self.limits
         keys = []
-        for expr, inputs in jobs:
+        for expr, inputs, *checks in jobs:
             if not all(type(v) is int for v in inputs):
                 raise TypeError("sandbox inputs must be ints")
-            keys.append((expr, tuple(inputs), lim))
+            if checks and not all(isinstance(c, str) for c in checks[0]):
+                raise TypeError("sandbox checks must be strings")
+            keys.append((expr, tuple(inputs), lim, tuple(checks[0]) if checks else None))
         with self._lock:
             found, todo = {}, []
             for k in dict.fromkeys(keys):  # unique keys, order kept
                 if k in self._cache:
                     self._cache.move_to_end(k)
                     found[k] = self._cache[k]
-                elif not _precheck(k[0]):
-                    found[k] = ExecResult((None,) * len(k[1]), "rejected")
+                elif not _precheck(k[0], k[3]):
+                    found[k] = ExecResult((None,) * _n_out(k), "rejected")
                 else:
                     todo.append(k)
             for i in range(0, len(todo), _CHUNK):
                 chunk = todo[i:i + _CHUNK]
-                res = self._call([[k[0], list(k[1])] for k in chunk], lim)
+                res = self._call([_job(k) for k in chunk], lim)
                 if res is None:  # the worker died: redo one by one to isolate the culprit
-                    res = [(self._call([[k[0], list(k[1])]], lim)
-                            or [["crashed", [None] * len(k[1])]])[0] for k in chunk]
+                    res = [(self._call([_job(k)], lim)
+                            or [["crashed", [None] * _n_out(k)]])[0] for k in chunk]
                 for k, (status, outs) in zip(chunk, res):
                     found[k] = ExecResult(tuple(outs), status)
             self._cache.update(found)
@@ -359,6 +413,20 @@ class Sandbox:
     def score_many(self, items, limits: SandboxLimits | None = None) -> list[float]:
         results = self.evaluate_many([(e, [x for x, _ in tests]) for e, tests in items], limits)
         return [_score(r, tests) for r, (_, tests) in zip(results, items)]
+
+    def score_programs(self, items, limits: SandboxLimits | None = None) -> list[float]:
+        """(program, checks) pairs -> share of checks that ran without an exception."""
+        results = self.evaluate_many([(p, [], list(checks)) for p, checks in items], limits)
+        return [sum(o == 1 for o in r.outputs) / len(r.outputs)
+                if r.status == "ok" and r.outputs else 0.0 for r in results]
+
+
+def _job(key) -> list:
+    return [key[0], list(key[1])] + ([list(key[3])] if key[3] is not None else [])
+
+
+def _n_out(key) -> int:
+    return len(key[1]) if key[3] is None else len(key[3])
 
 
 _SHARED: dict[int, Sandbox] = {}
@@ -393,6 +461,14 @@ def score_many(items, limits: SandboxLimits = SandboxLimits()) -> list[float]:
 
 def score_expression(expr: str, tests, limits: SandboxLimits = SandboxLimits()) -> float:
     return score_many([(expr, list(tests))], limits)[0]
+
+
+PROGRAM_LIMITS = SandboxLimits(cpu_seconds=2.0, wall_seconds=4.0)
+
+
+def score_programs(items, limits: SandboxLimits = PROGRAM_LIMITS) -> list[float]:
+    """Program mode (MBPP): exec each answer, then its checks (asserts) in a fresh child."""
+    return _shared().score_programs(items, limits)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ class TaskFamily:
     seed: ClassVar[int] = 1234
     split_sizes: ClassVar[dict[str, int]] = {"train": 4000, "dev": 200, "test": 500}
     stop: ClassVar[tuple[str, ...]] = ("\n",)
+    # Full-scale tasks written for instruction-tuned models: their prompt goes through the
+    # model's chat template (if it has one) for training rewards and evaluation alike.
+    chat: ClassVar[bool] = False
 
     # ---- to implement -------------------------------------------------
     def sample(self, rng: random.Random) -> dict:

@@ -46,8 +46,9 @@ class ESConfig(MethodConfig):
     mirrored: bool = Field(True, description="antithetic pairs (+eps, -eps); population must be even")
     shared_seed: bool = Field(False, description="original behaviour: every tensor reseeded with the "
                               "member seed (same-shape tensors get identical noise)")
-    backend: Literal["inprocess", "local"] = Field("local", description="population scoring: "
-                                                   "in-process, or one worker process per core")
+    backend: Literal["inprocess", "local", "ray"] = Field(
+        "local", description="population scoring: in-process, one worker process per core, or "
+        "Ray actors (pip install clbench[ray]; one model replica per worker/GPU)")
     workers: int = Field(2, ge=1, description="worker processes for the local backend")
     restore: Literal["copy", "subtract"] = Field(
         "copy", description="undo a member's noise by copying saved weights back (exact, so every "

@@ -25,6 +25,7 @@ class CountdownFullGenerated(TaskFamily):
     description = "math, papers' format: <think>/<answer> tags, numbers 1-99 (generated stand-in)"
     max_new_tokens = 1024
     stop = ()
+    chat = True
 
     def sample(self, rng: random.Random) -> dict:
         nums, expr, target = reachable_problem(rng, largest=99, max_target=999)

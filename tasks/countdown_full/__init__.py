@@ -1,0 +1,37 @@
+"""Countdown in the papers' format on the public data set (Jiayi-Pan/Countdown-Tasks-3to4).
+
+Rows {"target", "nums"} (3-4 numbers); the prompt and reward are those of
+`countdown-full-generated` (REFERENCE.md: 0.1 * format + answer, <think>/<answer>
+tags), so the real task and its generated stand-in score alike. The data set has
+one split: test (500) and dev (200) are carved from it by a seeded shuffle.
+Data: $CLBENCH_DATA_DIR/countdown-full/ (see clbench.data_files) or the datasets cache.
+"""
+from __future__ import annotations
+
+from clbench.data_files import DataSource, DatasetFamily
+from clbench.task import Score
+from clbench.tasks.countdown.scoring import score_tagged
+from clbench.tasks.countdown_full_generated import PROMPT
+
+
+class CountdownFull(DatasetFamily):
+    name = "countdown-full"
+    version = 1
+    description = "math, papers' Countdown data and format: <think>/<answer> tags, 3-4 numbers"
+    max_new_tokens = 1024
+    stop = ()
+    chat = True
+    source = DataSource("countdown-full", "Jiayi-Pan/Countdown-Tasks-3to4", ("target", "nums"))
+
+    def convert(self, row: dict) -> dict:
+        nums, goal = [int(n) for n in row["nums"]], int(row["target"])
+        return {"prompt": PROMPT.format(nums=nums, target=goal), "target": "", "nums": nums, "goal": goal}
+
+    def score(self, item: dict, completion: str) -> Score:
+        return score_tagged(completion, item["nums"], item["goal"])
+
+    def lm_eval_task_name(self) -> str:
+        return "countdown_full"
+
+
+TASK = CountdownFull()
