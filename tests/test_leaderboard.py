@@ -1,0 +1,358 @@
+"""Leaderboard: validation verdicts and messages, submit, reproducible build, ranking,
+registered base scores, and the committed submissions against the current registry.
+
+Valid submissions are built from one real short run (tests/short_run.py): as run
+it is a custom entry (1 step per task); its "standard" twin only sets
+steps_per_task to the registered budget, which the validator cannot tell apart.
+"""
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clbench import metrics
+from clbench.cli import main
+from clbench.leaderboard.registered import load_base_scores, set_yaml_fingerprint
+from clbench.leaderboard.submit import link_exclusive
+from clbench.leaderboard.validate import validate_doc, validate_file
+from clbench.registry import Entry, Registry
+from short_run import short_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    return short_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def raw_doc(run_dir):
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def resummarize(doc):
+    doc["summary"] = metrics.summarize(doc["matrix"]["values"], doc["sequence"]["tasks"],
+                                       doc["sequence"]["probes"])
+    return doc
+
+
+@pytest.fixture
+def std_doc(raw_doc):
+    """The run as a standard entry: registered steps per task, all else as run."""
+    doc = copy.deepcopy(raw_doc)
+    steps = doc["budget"]["registered_steps"]
+    doc["budget"]["steps_per_task"] = {t: steps for t in doc["budget"]["steps_per_task"]}
+    return doc
+
+
+def dump(path: Path, doc_or_bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = doc_or_bytes if isinstance(doc_or_bytes, bytes) else json.dumps(doc_or_bytes, indent=2).encode()
+    path.write_bytes(data)
+    return path
+
+
+def cli(capsys, *args):
+    capsys.readouterr()
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+# ----------------------------------------------------------------------------- validate
+def test_valid_standard_entry_passes(std_doc, tmp_path, capsys):
+    f = dump(tmp_path / "ok.json", std_doc)
+    rc, out = cli(capsys, "leaderboard", "validate", str(f))
+    assert rc == 0, out
+    assert f"{f}: ok" in out
+    assert "custom" not in out
+
+
+def test_run_as_is_is_only_a_custom_entry(run_dir, raw_doc, tmp_path, capsys):
+    rc, out = cli(capsys, "leaderboard", "validate", str(run_dir / "result.json"))
+    assert rc == 1
+    assert "budget.steps_per_task.countdown: 1 steps; the sequence's budget is 150" in out
+    assert "--custom" in out
+    doc = copy.deepcopy(raw_doc)
+    doc["custom"] = "smoke test: 1 step per task"
+    rc, out = cli(capsys, "leaderboard", "validate", str(dump(tmp_path / "c.json", doc)))
+    assert rc == 0, out
+    assert "ok (custom: smoke test: 1 step per task; departs: budget.steps_per_task.countdown" in out
+
+
+def _set(path, value):
+    def f(doc):
+        *head, last = path
+        node = doc
+        for k in head:
+            node = node[k]
+        node[last] = value
+        return doc
+    return f
+
+
+def _delete(key):
+    def f(doc):
+        del doc[key]
+        return doc
+    return f
+
+
+def _edit(fn, resum=False):
+    def f(doc):
+        fn(doc)
+        return resummarize(doc) if resum else doc
+    return f
+
+
+def _text(fn):
+    """A defect that only exists in the text (not expressible as a parsed dict)."""
+    def f(doc):
+        return fn(json.dumps(doc, indent=2)).encode()
+    return f
+
+
+def _nested(depth):
+    x = 0
+    for _ in range(depth):
+        x = [x]
+    return x
+
+
+# (id, mutation of the valid standard doc, text that must appear in the message)
+BROKEN = [
+    ("truncated-json", _text(lambda t: t[: len(t) // 2]), "file: not valid JSON"),
+    ("not-an-object", lambda d: b"[1, 2]", "(root): a JSON object is needed"),
+    ("wrong-type-seed", _set(["seed"], "0"), "seed: Input should be a valid integer"),
+    ("wrong-type-score", _set(["matrix", "values", 1, 0], "0.3"), "matrix.values.1.0: Input should be a valid number"),
+    ("nan-literal", _text(lambda t: t.replace('"acc": ', '"acc": NaN, "x": ', 1)), "file: NaN is not a JSON number"),
+    ("infinite-number", _text(lambda t: t.replace('"seed": 0', '"seed": 0, "drift": 1e999', 1)),
+     "drift: NaN or infinite number"),
+    ("score-1.5", _set(["matrix", "values", 2, 3], 1.5), "matrix.values: Value error, score 1.5 outside [0, 1]"),
+    ("tampered-summary", _edit(lambda d: d["summary"].update(acc=d["summary"]["acc"] + 0.05)),
+     "does not match"),
+    ("tampered-matrix-old-summary", _set(["matrix", "values", 2, 0], 0.9), "summary.acc:"),
+    ("matrix-shape", _edit(lambda d: [row.pop() for row in d["matrix"]["values"]]),
+     "matrix.values: matrix row 0 has 4 columns; expected T+P = 5"),
+    ("matrix-rows", _set(["matrix", "rows"], ["base", "code", "countdown"]), "matrix.rows:"),
+    ("sequence-fingerprint", _set(["sequence", "fingerprint"], "0" * 16), "sequence.fingerprint: 0000000000000000 does not match"),
+    ("sequence-unknown", _set(["sequence", "name"], "no-such-seq"), "sequence.name: unknown sequence 'no-such-seq'"),
+    ("task-version", _set(["sequence", "task_versions", "code"], 99), "sequence.task_versions:"),
+    ("model-fingerprint", _set(["model", "fingerprint"], "f" * 16), "model.fingerprint: ffffffffffffffff is not the base model"),
+    ("row0-not-registered", _edit(lambda d: d["matrix"]["values"][0].__setitem__(1, 0.125), resum=True),
+     "matrix.values[0][1]: row 0 code = 0.125 differs from the registered base score"),
+    ("missing-seed", _delete("seed"), "seed: Field required"),
+    ("missing-environment", _delete("environment"), "environment: Field required"),
+    ("extra-field", _set(["hacked"], True), "hacked: Extra inputs are not permitted"),
+    ("over-5MB", _set(["method", "config", "pad"], "x" * (5 * 1024 * 1024)), "MB exceeds the 5 MB limit"),
+    ("duplicate-key", _text(lambda t: '{"seed": 7,' + t[1:]), "file: duplicate key 'seed'"),
+    ("deep-nesting", _set(["method", "config", "junk"], _nested(200)), "file: nested deeper than 24 levels"),
+    ("budget-steps-not-custom", _set(["budget", "steps_per_task", "code"], 300),
+     "budget.steps_per_task.code: 300 steps; the sequence's budget is 150 (accepted only as a custom entry"),
+    ("eval-limit-not-custom", _set(["budget", "examples_per_column", "sort"], 100),
+     "budget.examples_per_column.sort: evaluated on 100 of 500 test examples (eval_limit)"),
+    ("more-examples-than-split", _set(["budget", "examples_per_column", "sort"], 501),
+     "budget.examples_per_column.sort: 501 is more than the 500 test examples"),
+    ("registered-budget-lie", _set(["budget", "registered_steps", ], 1), "budget.registered_steps: 1; the sequence registers 150"),
+    ("completions-over-budget", _set(["budget", "completions_per_task", "code"], 10**9),
+     "budget.completions_per_task.code: 1000000000 completions exceed"),
+    ("empty-custom-reason", _set(["custom"], "  "), "custom: empty reason"),
+    ("bad-method-name", _set(["method", "name"], "../../etc"), "method.name: '../../etc' is not a kebab-case"),
+    ("curve-score", _set(["curves", 0, "scores", "sort"], 2.0), "curves[0].scores.sort: 2.0 outside [0, 1]"),
+]
+
+
+@pytest.mark.parametrize("name,mutate,message", BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_submission_is_rejected_naming_the_field(std_doc, tmp_path, capsys, name, mutate, message):
+    f = dump(tmp_path / f"{name}.json", mutate(copy.deepcopy(std_doc)))
+    rc, out = cli(capsys, "leaderboard", "validate", str(f))
+    assert rc == 1, out
+    assert message in out, out
+    lines = [ln for ln in out.splitlines() if ln.startswith(f"{f}: ")]
+    assert lines and all(": " in ln[len(str(f)) + 2:] for ln in lines)  # every line "FILE: field: message"
+
+
+def test_several_files_one_bad_is_exit_1_and_missing_file_is_usage(std_doc, tmp_path, capsys):
+    good = dump(tmp_path / "good.json", std_doc)
+    bad = dump(tmp_path / "bad.json", _delete("seed")(copy.deepcopy(std_doc)))
+    rc, out = cli(capsys, "leaderboard", "validate", str(good), str(bad))
+    assert rc == 1 and f"{good}: ok" in out and f"{bad}: seed: Field required" in out
+    rc, out = cli(capsys, "leaderboard", "validate", str(tmp_path / "nope.json"))
+    assert rc == 2 and "is not a file" in out
+
+
+def test_sequence_without_registered_base_model_is_custom_only(std_doc):
+    from clbench.runinfo import sequence_fingerprint
+
+    reg = Registry.load()
+    seq = reg.sequence("math-then-code").model_copy(update={"base_model_fingerprint": None})
+    reg2 = Registry(methods=reg.methods, tasks=reg.tasks,
+                    sequences={**reg.sequences, seq.name: Entry(seq, "test")})
+    doc = copy.deepcopy(std_doc)
+    doc["sequence"]["fingerprint"] = sequence_fingerprint(seq, reg2)
+    v = validate_doc(doc, reg2)
+    assert v.problems == ["model.fingerprint: sequence math-then-code registers no base model, so its "
+                          "row 0 cannot be checked (accepted only as a custom entry: clbench submit "
+                          "--custom REASON)"]
+    doc["custom"] = "a base model of my own"
+    assert validate_doc(doc, reg2).ok
+
+
+# ----------------------------------------------------------------------------- submit
+def test_submit_files_once_and_never_overwrites(std_doc, raw_doc, run_dir, tmp_path, capsys):
+    board = tmp_path / "board"
+    src = dump(tmp_path / "std" / "result.json", std_doc)
+    rc, out = cli(capsys, "submit", str(src.parent), "--board", str(board))
+    assert rc == 0, out
+    filed = sorted((board / "submissions" / "math-then-code").glob("*.json"))
+    assert len(filed) == 1 and filed[0].name.startswith("es-seed0-")
+    assert filed[0].read_bytes() == src.read_bytes()
+    rc, out = cli(capsys, "submit", str(src.parent), "--board", str(board))
+    assert rc == 1 and "already submitted" in out
+    assert sorted((board / "submissions" / "math-then-code").glob("*.json")) == filed
+    with pytest.raises(FileExistsError):
+        link_exclusive(filed[0], b"{}")
+    assert filed[0].read_bytes() == src.read_bytes()
+    # as run (1 step per task): refused without --custom, filed apart with it
+    rc, out = cli(capsys, "submit", str(run_dir), "--board", str(board))
+    assert rc == 1 and "budget.steps_per_task.countdown" in out and "not submitted" in out
+    rc, out = cli(capsys, "submit", str(run_dir), "--board", str(board), "--custom", "smoke test")
+    assert rc == 0, out
+    new = set((board / "submissions" / "math-then-code").glob("*.json")) - set(filed)
+    assert len(new) == 1 and json.loads(new.pop().read_text())["custom"] == "smoke test"
+    bad = dump(tmp_path / "bad" / "result.json", _set(["seed"], "x")(copy.deepcopy(std_doc)))
+    rc, out = cli(capsys, "submit", str(bad.parent), "--board", str(board))
+    assert rc == 1 and "seed: Input should be a valid integer" in out
+    assert len(list((board / "submissions" / "math-then-code").glob("*.json"))) == 2
+
+
+# ----------------------------------------------------------------------------- build
+def _learner(std_doc, seed: int):
+    """The run, with countdown 5 points higher after each task (+ a seed-dependent wiggle)."""
+    d = copy.deepcopy(std_doc)
+    d["seed"] = seed
+    for i in (1, 2):
+        d["matrix"]["values"][i][0] = round(d["matrix"]["values"][i][0] + 0.05 + 0.002 * seed, 6)
+    return resummarize(d)
+
+
+def _noop(std_doc, seed: int):
+    """A method that learns nothing and forgets nothing: every row equals row 0."""
+    d = copy.deepcopy(std_doc)
+    d["seed"] = seed
+    d["method"] = {"name": "noop", "version": 1, "config": {}}
+    d["matrix"]["values"] = [list(d["matrix"]["values"][0]) for _ in d["matrix"]["values"]]
+    return resummarize(d)
+
+
+@pytest.fixture
+def board(std_doc, raw_doc, tmp_path):
+    b = tmp_path / "board"
+    sub = b / "submissions" / "math-then-code"
+    for s in (0, 1, 2):
+        dump(sub / f"es-seed{s}.json", _learner(std_doc, s))
+    for s in (0, 1):
+        dump(sub / f"noop-seed{s}.json", _noop(std_doc, s))
+    custom = copy.deepcopy(raw_doc)
+    custom["custom"] = "smoke test: 1 step per task"
+    dump(sub / "es-custom.json", custom)
+    return b
+
+
+def test_build_is_byte_reproducible(board, tmp_path, capsys):
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
+    assert rc == 0, out
+    first = {n: (board / n).read_bytes() for n in ("README.md", "index.html")}
+    for n in first:
+        (board / n).unlink()
+    rc, _ = cli(capsys, "leaderboard", "build", "--board", str(board))
+    assert rc == 0
+    assert {n: (board / n).read_bytes() for n in first} == first
+    copy_ = tmp_path / "elsewhere" / "b"
+    shutil.copytree(board / "submissions", copy_ / "submissions")
+    assert cli(capsys, "leaderboard", "build", "--board", str(copy_))[0] == 0
+    assert {n: (copy_ / n).read_bytes() for n in first} == first
+    page = first["index.html"].decode()
+    assert "<svg" in page and "sortBy" in page and "src=\"http" not in page and "<script src" not in page
+
+
+def test_ranking_puts_a_learner_above_a_method_that_learns_nothing(board, std_doc, capsys):
+    assert cli(capsys, "leaderboard", "build", "--board", str(board))[0] == 0
+    text = (board / "README.md").read_text()
+    assert "**Ranking rule.**" in text and text.index("Ranking rule") < text.index("| # |")
+    standard, custom = text.split("### Custom entries")
+    rows = [ln for ln in standard.splitlines() if ln.startswith("| 1 |") or ln.startswith("| 2 |")]
+    assert rows[0].startswith("| 1 | es |") and rows[1].startswith("| 2 | noop |")
+    cols = [c.strip() for c in rows[1].split("|")[1:-1]]
+    head = [c.strip() for c in standard.splitlines()[[i for i, ln in enumerate(standard.splitlines())
+                                                       if ln.startswith("| # |")][0]].split("|")[1:-1]]
+    noop = dict(zip(head, cols))
+    es = dict(zip(head, [c.strip() for c in rows[0].split("|")[1:-1]]))
+    # noop forgets nothing (forgetting 0, BWT 0) and still ranks below the learner
+    assert noop["forgetting"] == "0.0 ± 0.0" and noop["BWT"] == "+0.0 ± 0.0" and noop["seeds"] == "2"
+    assert float(es["forgetting"].split()[0]) > 0 and es["seeds"] == "3"
+    base_mean = 100 * sum(std_doc["matrix"]["values"][0]) / 5
+    assert float(noop["final score"].split()[0]) == pytest.approx(base_mean, abs=0.05)
+    assert float(es["final score"].split()[0]) > float(noop["final score"].split()[0])
+    assert "| 1 | es |" in custom and "smoke test: 1 step per task" in custom
+
+
+def test_build_refuses_an_invalid_submission(board, capsys, std_doc):
+    assert cli(capsys, "leaderboard", "build", "--board", str(board))[0] == 0
+    before = (board / "README.md").read_bytes()
+    dump(board / "submissions" / "math-then-code" / "stale.json",
+         _set(["sequence", "fingerprint"], "0" * 16)(copy.deepcopy(std_doc)))
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
+    assert rc == 1 and "stale.json: sequence.fingerprint" in out
+    assert (board / "README.md").read_bytes() == before
+
+
+def test_empty_board_builds(tmp_path, capsys):
+    assert cli(capsys, "leaderboard", "build", "--board", str(tmp_path))[0] == 0
+    assert "No submissions yet" in (tmp_path / "README.md").read_text()
+
+
+# ----------------------------------------------------------------------------- registry
+def test_committed_submissions_match_current_registry_passes_vacuously_when_none_committed():
+    """Every file under leaderboard/submissions must validate against today's registry
+    (sequence fingerprint, base model, base scores): a change that alters results fails
+    here until the board is rerun. With no committed submissions this passes vacuously."""
+    files = sorted((REPO / "leaderboard" / "submissions").glob("*/*.json"))
+    problems = [f"{f}: {p}" for f in files for p in validate_file(f).problems]
+    assert not problems, "\n".join(problems)
+
+
+def test_registered_base_scores_equal_a_fresh_evaluation(embedded, harness):
+    """The registry (sequence YAML fingerprint + clbench/assets/base_scores.json) must
+    describe the shipped model; after retraining it, run `clbench leaderboard register-base`."""
+    from clbench.model import weights_fingerprint
+
+    reg = Registry.load()
+    fp = weights_fingerprint(embedded.model)
+    embedded_seqs = [s.obj for s in reg.sequences.values() if s.obj.model == "embedded"]
+    assert embedded_seqs and all(s.base_model_fingerprint == fp for s in embedded_seqs)
+    entry = load_base_scores()[fp]
+    seq = reg.sequence("math-code-cipher")  # its columns are every embedded column
+    columns = seq.tasks + seq.probes
+    assert {c for s in embedded_seqs for c in s.tasks + s.probes} == set(columns)
+    fresh = harness.score(columns, split="test", limit=None)
+    assert {c: entry["columns"][c]["score"] for c in columns} == fresh
+    for c in columns:
+        assert entry["columns"][c]["examples"] == len(reg.task(c).split("test"))
+        assert entry["columns"][c]["version"] == reg.task(c).version
+
+
+def test_set_yaml_fingerprint_inserts_then_replaces(tmp_path):
+    from clbench.config import SequenceSpec
+
+    f = tmp_path / "s.yaml"
+    f.write_text("name: s\ntasks: [countdown]\nmodel: embedded\nbudget:\n  steps: 3   # keep me\n"
+                 "  completions: 9\n")
+    set_yaml_fingerprint(f, "aaaa")
+    assert SequenceSpec.from_yaml(f).base_model_fingerprint == "aaaa"
+    set_yaml_fingerprint(f, "bbbb")
+    assert SequenceSpec.from_yaml(f).base_model_fingerprint == "bbbb"
+    assert f.read_text().count("base_model_fingerprint") == 1 and "# keep me" in f.read_text()
