@@ -42,7 +42,7 @@ class DataSource:
         root = os.environ.get(DATA_ENV) or "$" + DATA_ENV
         return (f"put the rows (columns {', '.join(self.columns)}) in {root}/{self.task}/train.parquet "
                 f"(or .jsonl/.json; one file per split, e.g. test.jsonl) and set {DATA_ENV} or pass "
-                f"--data-dir, or fetch {self.hub_id} into the datasets cache while online: python -c "
+                f"--data-dir, or fetch {self.hub_id} into the datasets cache while online: HF_DATASETS_OFFLINE=0 python -c "
                 f"\"import datasets; datasets.load_dataset('{self.hub_id}'"
                 + (f", '{self.hub_config}'" if self.hub_config else "") + ")\"")
 

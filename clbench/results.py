@@ -102,6 +102,8 @@ class Cost(Doc):
     peak_rss_bytes: int = Field(description="peak resident memory of the run's main process")
     peak_rss_children_bytes: int = Field(0, description="largest finished child process "
                                          "(population workers, sandbox worker)")
+    peak_gpu_bytes: Optional[int] = Field(None, description="peak GPU memory torch allocated in "
+                                          "the main process (None: the run used no GPU)")
 
 
 class Environment(Doc):

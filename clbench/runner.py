@@ -288,6 +288,8 @@ class Runner:
             geometry=st.geometry,
             cost=Cost(wall_seconds=round(self.wall(), 2), peak_rss_bytes=peak,
                       peak_rss_children_bytes=peak_children,
+                      peak_gpu_bytes=(torch.cuda.max_memory_allocated() if torch.cuda.is_available()
+                                      and torch.cuda.is_initialized() else None),
                       **{k: v for k, v in st.cost.items() if k != "wall_seconds"}),
             environment=environment(self.cfg.device),
         )
