@@ -18,6 +18,7 @@ def main() -> None:
     ap.add_argument("--sequence", default="math-only")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--eval-every", type=int, default=20)
+    ap.add_argument("--curve-examples", type=int, default=200, help="dev items per column per curve point")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--grid", nargs="+", required=True, help='e.g. "sigma=0.02,alpha=0.005"')
     ap.add_argument("--out", default="runs/sweep")
@@ -30,6 +31,7 @@ def main() -> None:
         if not (out / "result.json").exists():
             cmd = [sys.executable, "-m", "clbench", "run", "--method", "es", "--sequence", args.sequence,
                    "--steps", str(args.steps), "--eval-every", str(args.eval_every), "--seed", str(args.seed),
+                   "--curve-examples", str(args.curve_examples),
                    "--output", str(out)] + [a for s in sets for a in ("--set", s)]
             print("$", " ".join(cmd[2:]), flush=True)
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

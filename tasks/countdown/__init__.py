@@ -1,6 +1,8 @@
 """Countdown (math): reach a target from 3-4 small numbers with + - * / and ().
 
-Embedded scale: numbers 1-9, prompt `cd 3 5 7=22:`, answer `3*5+7`. Targets are
+Embedded scale: three numbers 1-9, prompt `cd 3 5 7=22:`, answer `3*5+7`
+(version 2; version 1 also had four-number problems, which the 1.8M-parameter
+base solved 7% of the time and neither ES nor GRPO could move: no signal). Targets are
 reachable by construction (a random expression over the numbers). The papers'
 full-size format (numbers 1-99, <think>/<answer> tags) is scored by
 `scoring.score_tagged` and used by the full-scale task specs.
@@ -30,10 +32,12 @@ def random_expression(nums: list[int], rng: random.Random) -> tuple[str, float]:
     return items[0][0], items[0][1]
 
 
-def reachable_problem(rng: random.Random, largest: int, max_target: int) -> tuple[list[int], str, int]:
-    """3 or 4 numbers in 1..largest and a positive integer target one expression reaches."""
+def reachable_problem(rng: random.Random, largest: int, max_target: int,
+                      counts: tuple[int, ...] = (3, 4)) -> tuple[list[int], str, int]:
+    """`counts` numbers (one of them) in 1..largest and a positive integer target one
+    expression reaches."""
     while True:
-        nums = [rng.randint(1, largest) for _ in range(rng.choice((3, 4)))]
+        nums = [rng.randint(1, largest) for _ in range(rng.choice(counts))]
         expr, value = random_expression(nums, rng)
         if value == int(value) and 1 <= value <= max_target:
             return nums, expr, int(value)
@@ -41,12 +45,12 @@ def reachable_problem(rng: random.Random, largest: int, max_target: int) -> tupl
 
 class Countdown(TaskFamily):
     name = "countdown"
-    version = 1
+    version = 2
     description = "math: write an expression that uses each given number once and hits the target"
     max_new_tokens = 16
 
     def sample(self, rng: random.Random) -> dict:
-        nums, expr, target = reachable_problem(rng, largest=9, max_target=99)
+        nums, expr, target = reachable_problem(rng, largest=9, max_target=99, counts=(3,))
         return {"prompt": f"cd {' '.join(map(str, nums))}={target}:", "target": expr,
                 "nums": nums, "goal": target}
 
