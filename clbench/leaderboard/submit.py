@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from clbench.leaderboard.parse import MAX_BYTES
 from clbench.leaderboard.validate import Verdict, validate_bytes
 
 
@@ -47,9 +48,11 @@ def link_exclusive(path: Path, data: bytes) -> None:
 def submit(result_path: Path, board: Path, custom: str | None = None, registry=None,
            base_scores: dict | None = None) -> Path:
     """Validate and file one result; SubmitError lists the problems."""
-    raw = result_path.read_bytes() if result_path.is_file() else b""
     if not result_path.is_file():
         raise SubmitError(f"{result_path}: no such file (a finished run folder has result.json)")
+    if result_path.stat().st_size > MAX_BYTES:
+        raise SubmitError(f"file: {result_path.stat().st_size / 1e6:.1f} MB exceeds the 5 MB limit")
+    raw = result_path.read_bytes()
     first = validate_bytes(raw, registry, base_scores)
     if first.result is None:
         raise SubmitError("\n".join(first.problems))

@@ -112,7 +112,11 @@ def _check_sequence(r, seq, reg, P) -> bool:
     if r.sequence.probes != seq.probes:
         ok = False
         P(f"sequence.probes: {r.sequence.probes} differs from the registered {seq.probes}")
-    expected = sequence_fingerprint(seq, reg)
+    try:
+        expected = sequence_fingerprint(seq, reg)
+    except Exception as e:  # full-scale data not on this machine: say so, never crash
+        P(f"sequence.fingerprint: cannot compute {seq.name}'s registered fingerprint here ({e})")
+        return ok
     if r.sequence.fingerprint != expected:
         P(f"sequence.fingerprint: {r.sequence.fingerprint} does not match the registered "
           f"{r.sequence.name} ({expected}); its spec or generated data differ from this clbench")
@@ -160,7 +164,10 @@ def _check_summary(r, seq, P) -> None:
 
 
 def _test_size(reg, name: str) -> int | None:
-    return len(reg.task(name).split("test")) if name in reg.tasks else None
+    try:
+        return len(reg.task(name).split("test"))
+    except Exception:  # data not on this machine (full scale): size unknown, not checked
+        return None
 
 
 def _check_base(r, seq, reg, base_scores, P, D) -> None:
