@@ -79,7 +79,7 @@ class Group:
 def _budget_note(r: RunResult) -> str:
     steps = sorted(set(r.budget.steps_per_task.values()))
     ex = sorted(set(r.budget.examples_per_column.values()))
-    return f"{'/'.join(map(str, steps))} steps per task, {'/'.join(map(str, ex))} test items per column"
+    return f"steps per task: {'/'.join(map(str, steps))}; test items per column: {'/'.join(map(str, ex))}"
 
 
 def _sequence_note(r: RunResult) -> str:
