@@ -35,14 +35,14 @@ def prepare(out: Path, dry_run: bool) -> str:
         return HUB_NAME
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    cfg = AutoConfig.for_model(**{k: v for k, v in json.loads(CONFIG.read_text()).items()
-                                  if k not in ("architectures", "torch_dtype")})
-    if dry_run:  # same architecture, toy size: checks the script's logic on a CPU
-        cfg.update(dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                        num_key_value_heads=1, vocab_size=512, max_window_layers=2))
     tok = build_char_tokenizer()
     tok.chat_template = CHATML
-    cfg.pad_token_id, cfg.eos_token_id, cfg.bos_token_id = tok.pad_token_id, tok.eos_token_id, None
+    fields = {k: v for k, v in json.loads(CONFIG.read_text()).items() if k not in ("architectures", "torch_dtype")}
+    fields.update(pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
+    if dry_run:  # same architecture, toy size: checks the script's logic on a CPU
+        fields.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                      num_key_value_heads=1, vocab_size=512, max_window_layers=2)
+    cfg = AutoConfig.for_model(**fields)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
     model.save_pretrained(out)
