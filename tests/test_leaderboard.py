@@ -356,3 +356,13 @@ def test_set_yaml_fingerprint_inserts_then_replaces(tmp_path):
     set_yaml_fingerprint(f, "bbbb")
     assert SequenceSpec.from_yaml(f).base_model_fingerprint == "bbbb"
     assert f.read_text().count("base_model_fingerprint") == 1 and "# keep me" in f.read_text()
+
+
+def test_committed_board_is_the_build_of_the_committed_submissions(tmp_path, capsys):
+    """leaderboard/README.md and index.html are rebuilt whenever submissions or the build change."""
+    shutil.copytree(REPO / "leaderboard" / "submissions", tmp_path / "submissions")
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(tmp_path))
+    assert rc == 0, out
+    for name in ("README.md", "index.html"):
+        assert (tmp_path / name).read_bytes() == (REPO / "leaderboard" / name).read_bytes(), \
+            f"leaderboard/{name} is stale: run `clbench leaderboard build`"
