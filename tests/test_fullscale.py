@@ -315,3 +315,34 @@ def test_es_in_bfloat16_on_cpu_reports_bf16_weights_and_sparsity(tmp_path, data_
     own, bf16 = geo["sparsity"]["1e-06"]["overall"], geo["sparsity_bf16"]["1e-06"]["overall"]
     assert own == bf16  # weights stored in bfloat16: both measures are the storage precision
     assert 0.0 <= own < 1.0 and geo["drift_l2"]["overall"] > 0
+
+
+def test_lm_eval_sees_the_prompt_training_rewards_see(data_dir, models):
+    """A chat task's evaluation context (lm-eval's apply_chat_template) is the text
+    ctx.score generates from (clbench.generation.chat_prompts)."""
+    from clbench.generation import chat_prompts
+    from clbench.harness import Harness
+    from clbench.model import load_model
+
+    lm = load_model(str(models["chat"]))
+    h = Harness(lm.model, lm.tokenizer)
+    task = h._manager(False).load(["countdown_full"])["tasks"]["countdown_full"]
+    task.build_all_requests(limit=2, apply_chat_template=True, chat_template=h.lm.apply_chat_template,
+                            tokenizer_name=h.lm.tokenizer_name)
+    contexts = [inst.args[0] for inst in sorted(task.instances, key=lambda i: i.doc_id)]
+    items = Registry.load().task("countdown-full").split("test")[:2]
+    assert contexts == chat_prompts(lm.tokenizer, [i["prompt"] for i in items])
+    assert contexts[0].startswith("<|im_start|>user\nUsing the numbers")
+
+
+def test_grpo_in_bfloat16_on_cpu_writes_a_valid_result(tmp_path, data_dir):
+    pytest.importorskip("trl")
+    if "grpo" not in Registry.load().methods:
+        pytest.skip("grpo is not registered in this checkout")
+    res = _run(["--method", "grpo", "--sequence", "math-only", "--dtype", "bfloat16", "--steps", "2",
+                "--eval-limit", "8", "--curve-examples", "8", "--set", "num_generations=2",
+                "--set", "prompts_per_step=2", "--output", str(tmp_path / "g")], data_dir)
+    assert res["model"]["dtype"] == "bfloat16" and res["method"]["name"] == "grpo"
+    assert res["cost"]["backward_tokens"] > 0 and res["budget"]["steps_per_task"] == {"countdown": 2}
+    geo = res["geometry"]["countdown"]
+    assert geo["sparsity"]["1e-06"]["overall"] == geo["sparsity_bf16"]["1e-06"]["overall"]
