@@ -48,7 +48,8 @@ def test_result_has_matrix_summary_curves_geometry(quick_run):
     assert [c["global_step"] for c in r["curves"]] == [0, 1, 2, 3, 3, 4, 5, 6]
     assert [c["step"] for c in r["curves"]] == [0, 1, 2, 3, 0, 1, 2, 3]
     assert r["curves"][0]["drift_l2"] == 0.0 and r["curves"][0]["sparsity"] == 1.0
-    assert r["curves"][-1]["drift_l2"] > 0 and r["curves"][1]["sparsity"] < 0.5
+    # a step whose members all score alike has z-scores of 0 and moves nothing; some must move
+    assert r["curves"][-1]["drift_l2"] > 0 and min(c["sparsity"] for c in r["curves"]) < 0.5
     assert r["cost"]["members_scored"] == 4 * 3 * 2 and r["cost"]["completions"] == 4 * 4 * 3 * 2
     assert r["budget"]["steps_per_task"] == {"countdown": 3, "code": 3}
     assert set(r["geometry"]) == {"countdown", "code"}
