@@ -188,6 +188,10 @@ def _print_summary(con, result, out) -> None:
     if last:
         con.print(f"drift L2 {last['drift_l2']['overall']:.3f}  sparsity(tau 1e-6) "
                   f"{100 * last['sparsity']['1e-06']['overall']:.1f}%  wall {result.cost.wall_seconds:.0f} s")
+    b = result.budget  # both budget units, so methods compare at equal steps or equal samples
+    con.print("budget: " + ", ".join(f"{t} {n} steps / {b.completions_per_task.get(t, 0)} completions"
+                                     for t, n in b.steps_per_task.items())
+              + f" (registered per task: {b.registered_steps} steps / {b.registered_completions} completions)")
     con.print(f"wrote {out}/result.json; figures: clbench report {out}")
 
 
