@@ -43,10 +43,10 @@ def test_grpo_updates_weights_and_steps_once_per_optimizer_step(grpo_run):
     assert not list(grpo_run.glob("checkpoint-*")) and not (grpo_run / "runs").exists()
 
 
-def test_grpo_sigkill_then_resume_equals_uninterrupted(grpo_run, tmp_path):
-    out = tmp_path / "k"
+def kill_mid_second_task_then_resume(method: str, out) -> int:
+    """Start a run, SIGKILL it after the second task's first checkpoint, resume; return steps done."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "clbench", "run", "--method", "grpo", "--sequence",
+    proc = subprocess.Popen([sys.executable, "-m", "clbench", "run", "--method", method, "--sequence",
                              "math-then-code", "--output", str(out), *QUICK],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     state = out / "checkpoint" / "state.json"
@@ -63,8 +63,21 @@ def test_grpo_sigkill_then_resume_equals_uninterrupted(grpo_run, tmp_path):
     done = json.loads(state.read_text())["global_step"]
     assert 4 < done < 8
     clbench("run", "--resume", str(out))
-    assert numbers(out) == numbers(grpo_run)
-    assert json.loads((out / "processes.json").read_text()) == [{"resumed": True, "steps": 8 - done}]
+    return done
+
+
+def test_grpo_sigkill_then_resume_equals_uninterrupted(grpo_run, tmp_path):
+    done = kill_mid_second_task_then_resume("grpo", tmp_path / "k")
+    assert numbers(tmp_path / "k") == numbers(grpo_run)
+    assert json.loads((tmp_path / "k" / "processes.json").read_text()) == [{"resumed": True, "steps": 8 - done}]
+
+
+@pytest.mark.slow
+def test_ewc_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    clbench("run", "--method", "ewc", "--sequence", "math-then-code", "--output", str(tmp_path / "u"), *QUICK)
+    done = kill_mid_second_task_then_resume("ewc", tmp_path / "k")
+    assert numbers(tmp_path / "k") == numbers(tmp_path / "u")
+    assert json.loads((tmp_path / "k" / "processes.json").read_text()) == [{"resumed": True, "steps": 8 - done}]
 
 
 @pytest.mark.parametrize("key,value", [("beta", "-1"), ("learning_rate", "fast"), ("num_generations", "1"),
@@ -205,6 +218,7 @@ def test_ewc_loss_is_grpo_loss_plus_penalty(embedded, tmp_path):
     embedded.model.train()
     try:
         inputs = trainer._prepare_inputs([trainer.train_dataset[i] for i in (0, 0, 1, 1)])
+        trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop before each step
         grpo_loss = super(type(trainer).__mro__[1], trainer).compute_loss(embedded.model, inputs)
         total = trainer.compute_loss(embedded.model, inputs)
     finally:
