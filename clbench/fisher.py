@@ -23,19 +23,19 @@ def completion_log_likelihood(model, tokenizer, prompt: str, completion: str) ->
     return logp[len(p_ids) - 1 :].gather(1, targets[:, None]).sum()
 
 
-def diagonal_fisher(model, tokenizer, items: list[dict], stop: str = "\n") -> dict[str, torch.Tensor]:
-    """Per-parameter mean squared per-example gradient of the log-likelihood of each
-    item's correct completion (`target` + stop string). Leaves `model` unchanged."""
-    params = {n: p for n, p in model.named_parameters()}
+def diagonal_fisher(model, tokenizer, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+    """F = mean over (prompt, correct completion) pairs of (d log p / d theta)^2, one
+    backward per pair. Leaves `model`'s gradients and train/eval mode as they were."""
+    params = dict(model.named_parameters())
     fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
     was_training = model.training
     model.eval()
-    for item in items:
+    for prompt, completion in pairs:
         model.zero_grad(set_to_none=True)
-        completion_log_likelihood(model, tokenizer, item["prompt"], item["target"] + stop).backward()
+        completion_log_likelihood(model, tokenizer, prompt, completion).backward()
         for n, p in params.items():
             if p.grad is not None:
-                fisher[n].add_(p.grad.detach().float() ** 2)
+                fisher[n].add_(p.grad.detach().float().square())
     model.zero_grad(set_to_none=True)
     model.train(was_training)
-    return {n: f / max(1, len(items)) for n, f in fisher.items()}
+    return {n: f.div_(max(1, len(pairs))) for n, f in fisher.items()}

@@ -56,12 +56,12 @@ def magnitude_masks(model, base: dict[str, torch.Tensor], density: float) -> dic
 
 
 def fisher_masks(model, base: dict[str, torch.Tensor], tokenizer, items: list[dict],
-                 density: float) -> dict[int, torch.Tensor]:
+                 density: float, stop: str = "\n") -> dict[int, torch.Tensor]:
     probe = copy.deepcopy(model)  # the base weights, whatever the run's model holds now
     with torch.no_grad():
         for n, p in probe.named_parameters():
             p.copy_(base[n])
-    fisher = diagonal_fisher(probe, tokenizer, items)
+    fisher = diagonal_fisher(probe, tokenizer, [(i["prompt"], i["target"] + stop) for i in items])
     return {i: top_share(fisher[n].cpu(), density) for i, (n, _) in enumerate(model.named_parameters())}
 
 
@@ -90,7 +90,8 @@ class ESSparse(ES):
         elif c.mask == "fisher":
             task = ctx.registry.task(ctx.task_name)
             masks = fisher_masks(ctx.model, ctx.base_weights, ctx.tokenizer,
-                                 ctx.train_items(task)[: c.fisher_examples], c.density)
+                                 ctx.train_items(task)[: c.fisher_examples], c.density,
+                                 task.stop[0])
         else:
             return
         pop.apply(install_masks, self._mask_key(ctx), masks)

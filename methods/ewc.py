@@ -24,6 +24,7 @@ import random
 import torch
 from pydantic import Field
 
+from clbench.fisher import diagonal_fisher  # the per-example Fisher, shared with es-sparse
 from clbench.methods.grpo import GRPO, GRPOConfig
 from clbench.model import param_copy
 
@@ -35,32 +36,6 @@ class EWCConfig(GRPOConfig):
                          "end (1 = plain sum over tasks, as EWC with one penalty per task)")
     fisher_examples: int = Field(256, ge=1, description="training items whose per-example squared "
                                  "gradients are averaged into F")
-
-
-def log_likelihood(model, tokenizer, prompt: str, completion: str) -> torch.Tensor:
-    """log p(completion | prompt), summed over the completion's tokens."""
-    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    c = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([p + c], device=next(model.parameters()).device)  # (1, P+C)
-    logits = model(input_ids=ids).logits[0, len(p) - 1 : -1].float()  # (C, V): predicts each completion token
-    return torch.log_softmax(logits, -1).gather(1, ids[0, len(p):, None]).sum()
-
-
-def diagonal_fisher(model, tokenizer, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
-    """F = mean over (prompt, completion) pairs of (d log p / d theta)^2, one backward per pair."""
-    params = dict(model.named_parameters())
-    fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
-    was_training = model.training
-    model.eval()
-    for prompt, completion in pairs:
-        model.zero_grad(set_to_none=True)
-        log_likelihood(model, tokenizer, prompt, completion).backward()
-        for n, p in params.items():
-            if p.grad is not None:
-                fisher[n].add_(p.grad.float().square())
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    return {n: f.div_(len(pairs)) for n, f in fisher.items()}
 
 
 def ewc_penalty(model, fisher: dict, anchor: dict, lam: float) -> torch.Tensor:

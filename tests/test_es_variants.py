@@ -92,7 +92,7 @@ def test_fisher_is_the_mean_of_squared_per_example_gradients():
 
     lm = load_model()
     items = Registry.load().task("countdown").split("train")[:3]
-    fisher = diagonal_fisher(lm.model, lm.tokenizer, items)
+    fisher = diagonal_fisher(lm.model, lm.tokenizer, [(i["prompt"], i["target"] + "\n") for i in items])
     assert all(q.grad is None for q in lm.model.parameters())  # the model is left clean
     name, p = "model.layers.0.mlp.down_proj.weight", dict(lm.model.named_parameters())["model.layers.0.mlp.down_proj.weight"]
     grads = []
