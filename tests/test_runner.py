@@ -168,10 +168,11 @@ def test_resume_with_a_corrupt_config_exit_2(tmp_path):
 def test_report_writes_figures_and_a_self_contained_page(quick_run, tmp_path):
     out = tmp_path / "rep"
     clbench("report", str(quick_run), "--output", str(out))
-    for name in ("curves.png", "drift.png", "matrix_0.png"):
+    names = ("curves.png", "matrix_0.png", "pareto.png", "drift.png", "sparsity.png")
+    for name in names:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 and "math-then-code" in page
+    page = (out / "report.html").read_text()  # every figure inlined: one self-contained file
+    assert page.count("data:image/png;base64,") == len(names) and "math-then-code" in page
 
 
 def test_report_rejects_a_tampered_result(tmp_path):
