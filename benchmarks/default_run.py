@@ -34,7 +34,7 @@ def main() -> None:
     for j, c in enumerate(cols):
         print(f"{c:12s} " + " -> ".join(f"{100 * row[j]:5.1f}" for row in m))
     s = r["summary"]
-    print(f"gains: " + ", ".join(f"{t} {100 * (m[i + 1][i] - m[0][i]):+.1f}" for i, t in enumerate(r['sequence']['tasks'])))
+    print("gains: " + ", ".join(f"{t} {100 * (m[i + 1][i] - m[0][i]):+.1f}" for i, t in enumerate(r['sequence']['tasks'])))
     print(f"bwt {s['bwt']}  forgetting {s['forgetting']}  probe_delta {s['probe_delta']}")
     last = list(r["geometry"].values())[-1]
     print(f"drift_l2 {last['drift_l2']['overall']:.2f}  sparsity {last['sparsity']['1e-06']['overall']:.4f}  "

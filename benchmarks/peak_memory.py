@@ -63,7 +63,7 @@ def worker(method: str, path: str, device: str) -> dict:
     import trl  # noqa: F401  imported everywhere so that import overhead cancels
     from torch.profiler import ProfilerActivity, profile
 
-    from clbench.model import load_model, stop_token_ids  # noqa: F401
+    from clbench.model import load_model
     from clbench.population import InProcessBackend
     from clbench.registry import Registry
     from clbench.runner import RunContext, params

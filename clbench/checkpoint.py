@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from safetensors.torch import load_file, save_file
 
 from clbench.atomic import replace_dir, write_json
-from clbench.model import param_copy
+from clbench.model import params
 from clbench.results import DataAccess
 
 
@@ -52,7 +52,7 @@ class Checkpointer:
 
     def save(self, model, task_start: dict, state: RunState, method_state: dict) -> None:
         def fill(tmp: Path) -> None:
-            save_file(_cpu(param_copy(model)), str(tmp / "weights.safetensors"))
+            save_file(_cpu(params(model)), str(tmp / "weights.safetensors"))
             save_file(_cpu(task_start), str(tmp / "task_start.safetensors"))
             if method_state:
                 torch.save(method_state, tmp / "method.pt")

@@ -41,14 +41,16 @@ def add_commands(sub) -> None:
 
 def cmd_validate(args) -> int:
     from clbench.errors import UserError
+    from clbench.leaderboard.registered import load_base_scores
     from clbench.leaderboard.validate import validate_file
 
     for f in args.files:
         if not Path(f).is_file():
             raise UserError(f"validate: {f} is not a file; give RunResult JSON files")
     failed = 0
+    base_scores = load_base_scores()  # once, not per file
     for f in args.files:
-        v = validate_file(f)
+        v = validate_file(f, base_scores=base_scores)
         if v.ok:
             note = f" (custom: {v.custom}; departs: {'; '.join(v.deviations) or 'nothing'})" if v.custom else ""
             print(f"{f}: ok{note}")

@@ -130,6 +130,8 @@ class DatasetFamily(TaskFamily):
     """
 
     source: DataSource
+    stop = ()  # full-scale answers span lines: they end at EOS (or the end of the turn)
+    chat = True  # written for instruction-tuned models: the prompt goes through the chat template
     test_split: str = "test"
     dev_split: str | None = None
     split_sizes = {"dev": 200, "test": 500}  # carved sizes when the data set has no such split

@@ -39,3 +39,11 @@ def diagonal_fisher(model, tokenizer, pairs: list[tuple[str, str]]) -> dict[str,
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     return {n: f.div_(max(1, len(pairs))) for n, f in fisher.items()}
+
+
+def task_fisher(model, tokenizer, task, items: list[dict]) -> dict[str, torch.Tensor]:
+    """diagonal_fisher of each item's correct completion, prompted as the task prompts."""
+    from clbench.generation import correct_completion, task_prompts
+
+    prompts = task_prompts(task, tokenizer, items)
+    return diagonal_fisher(model, tokenizer, [(p, correct_completion(task, i)) for p, i in zip(prompts, items)])

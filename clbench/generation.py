@@ -20,6 +20,28 @@ def chat_prompts(tokenizer, prompts: list[str]) -> list[str]:
                                           add_generation_prompt=True) for p in prompts]
 
 
+def task_prompts(task, tokenizer, items: list[dict]) -> list[str]:
+    """The text a model sees for each item: the chat-wrapped prompt where the task asks."""
+    prompts = [i["prompt"] for i in items]
+    return chat_prompts(tokenizer, prompts) if task.chat else prompts
+
+
+def task_stop_ids(task, tokenizer) -> list[int]:
+    """Token ids that end a completion of this task (newline only where it is a stop)."""
+    return stop_token_ids(tokenizer, newline="\n" in task.stop)
+
+
+def correct_completion(task, item: dict) -> str:
+    """The target as the model should write it: followed by the task's stop string."""
+    return item["target"] + (task.stop[0] if task.stop else "")
+
+
+def generate_for(task, model, tokenizer, items: list[dict], batch_size: int = 64) -> tuple[list[str], int]:
+    """`generate` with the task's own token budget, prompt form and stop strings."""
+    return generate(model, tokenizer, [i["prompt"] for i in items], task.max_new_tokens,
+                    batch_size=batch_size, chat=task.chat, stop=task.stop)
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int,
              batch_size: int = 64, chat: bool = False,

@@ -15,7 +15,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
-from clbench.lm_eval_probe import LmEvalProbe
+from clbench.lm_eval_probe import LmEvalProbe, default_manager
 from clbench.registry import Registry
 
 
@@ -51,16 +51,15 @@ class Harness:
         self.lm = _quiet_hflm()(pretrained=self.model, tokenizer=self.tokenizer,
                        batch_size=self.batch_size, max_length=self.max_length,
                        device=str(next(self.model.parameters()).device))
-        self._managers: dict[bool, object] = {}
 
-    def _manager(self, defaults: bool):
+    @functools.cached_property
+    def _ours(self):
+        """A TaskManager over our families' folders only (lm-eval's 14k tasks not indexed)."""
         from lm_eval.tasks import TaskManager
 
-        if defaults not in self._managers:
-            paths = sorted({str(f.obj.lm_eval_dir) for f in self.registry.tasks.values()
-                            if not isinstance(f.obj, LmEvalProbe)})
-            self._managers[defaults] = TaskManager(include_path=paths, include_defaults=defaults)
-        return self._managers[defaults]
+        paths = sorted({str(f.obj.lm_eval_dir) for f in self.registry.tasks.values()
+                        if not isinstance(f.obj, LmEvalProbe)})
+        return TaskManager(include_path=paths, include_defaults=False)
 
     def _lm_eval_name(self, name: str) -> str:
         if name in self.registry.tasks:
@@ -79,7 +78,7 @@ class Harness:
         loaded: dict = {}
         chat: dict = {}
         if ours:
-            built = self._manager(False).load([self._lm_eval_name(t) for t in ours])["tasks"]
+            built = self._ours.load([self._lm_eval_name(t) for t in ours])["tasks"]
             for t in ours:
                 task = built[self._lm_eval_name(t)]
                 task.config.test_split = split  # dev for curves, test for the matrix
@@ -89,7 +88,7 @@ class Harness:
             loaded[self._lm_eval_name(t)] = reg[t].lm_eval_task  # lm-eval's own task and metric
         if theirs:
             try:
-                loaded.update(self._manager(True).load(theirs)["tasks"])
+                loaded.update(default_manager().load(theirs)["tasks"])
             except (KeyError, OSError, ConnectionError, ValueError) as e:
                 from clbench.errors import UserError
 

@@ -149,6 +149,11 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def params(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Named parameters without copying, tied tensors once (drift is not counted twice)."""
+    return {n: p.detach() for n, p in model.named_parameters()}
+
+
 def param_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of every parameter, tied tensors once, in the model's order."""
     return {n: p.detach().clone() for n, p in model.named_parameters()}

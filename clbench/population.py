@@ -18,7 +18,7 @@ from typing import Protocol
 
 import torch
 
-from clbench.generation import generate
+from clbench.generation import generate_for
 from clbench.model import param_copy
 
 
@@ -64,14 +64,33 @@ def score_member(model, tokenizer, registry, perturbation, member: Member,
         rewards, tokens = [], 0
         for b in batches:
             fam = registry.task(b.task)
-            comps, n = generate(model, tokenizer, [i["prompt"] for i in b.items], fam.max_new_tokens,
-                                batch_size=len(b.items), chat=fam.chat, stop=fam.stop)
+            comps, n = generate_for(fam, model, tokenizer, b.items, batch_size=len(b.items))
             tokens += n
             scores = fam.score_many(b.items, comps)
             rewards.append(sum(s.reward for s in scores) / len(scores))
     finally:
         _restore(model, perturbation, member, saved)
     return rewards, tokens
+
+
+def score_members(model, tokenizer, registry, perturbation, members: list[Member],
+                  batches: list[Batch]) -> list[tuple[list[float], int]]:
+    """score_member for each member on one replica, with one weight snapshot for all."""
+    saved = snapshot(model, perturbation)
+    return [score_member(model, tokenizer, registry, perturbation, m, batches, saved) for m in members]
+
+
+def split_members(members: list[Member], k: int) -> list[list[Member]]:
+    """Contiguous chunks, one per replica, so results concatenate in member order and
+    the update equals the in-process backend's."""
+    size = -(-len(members) // k)
+    return [members[i * size : (i + 1) * size] for i in range(k)]
+
+
+def merge_replies(replies: list[list[tuple[list[float], int]]]) -> tuple[list[list[float]], int]:
+    """Per-replica score lists -> (rewards in member order, total tokens)."""
+    flat = [r for reply in replies for r in reply]
+    return [r for r, _ in flat], sum(n for _, n in flat)
 
 
 class InProcessBackend:
@@ -83,13 +102,8 @@ class InProcessBackend:
         self.model, self.tokenizer, self.registry = model, tokenizer, registry
 
     def evaluate(self, perturbation, members: list[Member], batches: list[Batch]):
-        out, tokens = [], 0
-        saved = snapshot(self.model, perturbation)
-        for m in members:
-            r, n = score_member(self.model, self.tokenizer, self.registry, perturbation, m, batches, saved)
-            out.append(r)
-            tokens += n
-        return out, tokens
+        return merge_replies([score_members(self.model, self.tokenizer, self.registry,
+                                            perturbation, members, batches)])
 
     def apply(self, fn, *args) -> None:
         """Run `fn(model, *args)` on every replica (here: the one model)."""
@@ -116,10 +130,7 @@ def _worker(conn, model_path: str, dtype: str, threads: int) -> None:
         try:
             if kind == "evaluate":
                 _, pert, members, batches = msg
-                saved = snapshot(lm.model, pert)
-                res = [score_member(lm.model, lm.tokenizer, registry, pert, m, batches, saved)
-                       for m in members]
-                conn.send(("ok", res))
+                conn.send(("ok", score_members(lm.model, lm.tokenizer, registry, pert, members, batches)))
             elif kind == "apply":
                 _, fn, args = msg
                 fn(lm.model, *args)
@@ -176,12 +187,8 @@ class LocalProcessBackend:
         self._ask_all([("sync", state)] * len(self.conns))
 
     def evaluate(self, perturbation, members: list[Member], batches: list[Batch]):
-        k = len(self.conns)
-        size = -(-len(members) // k)
-        chunks = [members[i * size : (i + 1) * size] for i in range(k)]
-        replies = self._ask_all([("evaluate", perturbation, ch, batches) for ch in chunks])
-        flat = [r for reply in replies for r in reply]
-        return [r for r, _ in flat], sum(n for _, n in flat)
+        chunks = split_members(members, len(self.conns))
+        return merge_replies(self._ask_all([("evaluate", perturbation, ch, batches) for ch in chunks]))
 
     def apply(self, fn, *args) -> None:
         self._ask_all([("apply", fn, args)] * len(self.conns), meanwhile=lambda: fn(self.model, *args))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from clbench.errors import UserError
-from clbench.population import Batch, Member, score_member, snapshot
+from clbench.population import Batch, Member, merge_replies, score_members, split_members
 
 
 class Replica:
@@ -42,9 +42,8 @@ class Replica:
         self.lm.model.load_state_dict(state)
 
     def evaluate(self, perturbation, members: list[Member], batches: list[Batch]):
-        saved = snapshot(self.lm.model, perturbation)
-        return [score_member(self.lm.model, self.lm.tokenizer, self.registry, perturbation, m,
-                             batches, saved) for m in members]
+        return score_members(self.lm.model, self.lm.tokenizer, self.registry, perturbation,
+                             members, batches)
 
     def apply(self, fn, args) -> None:
         fn(self.lm.model, *args)
@@ -65,7 +64,7 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, model, tokenizer, registry, model_path: str, dtype: str = "float32",
-                 workers: int = 2, device: str = "cpu"):
+                 workers: int = 2):
         ray = _ray()
         self.model, self.tokenizer, self.registry = model, tokenizer, registry
         self._started = not ray.is_initialized()
@@ -74,7 +73,7 @@ class RayBackend:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False,
                      **({} if address else {"num_cpus": max(os.cpu_count() or 1, workers)}))
-        gpu = device in ("cuda", "auto") and next(model.parameters()).is_cuda
+        gpu = next(model.parameters()).is_cuda  # replicas go where the run's model is
         have = ray.cluster_resources().get("GPU" if gpu else "CPU", 0)
         if have < workers:
             raise UserError(f"workers: {workers} Ray actors need {workers} {'GPU' if gpu else 'CPU'}s "
@@ -105,13 +104,9 @@ class RayBackend:
             self._get([a.load_state.remote(ref) for a in stale])
 
     def evaluate(self, perturbation, members: list[Member], batches: list[Batch]):
-        k = len(self.actors)
-        size = -(-len(members) // k)
-        chunks = [members[i * size: (i + 1) * size] for i in range(k)]
-        replies = self._get([a.evaluate.remote(perturbation, ch, batches)
-                             for a, ch in zip(self.actors, chunks) if ch])
-        flat = [r for reply in replies for r in reply]
-        return [r for r, _ in flat], sum(n for _, n in flat)
+        chunks = split_members(members, len(self.actors))
+        return merge_replies(self._get([a.evaluate.remote(perturbation, ch, batches)
+                                        for a, ch in zip(self.actors, chunks) if ch]))
 
     def apply(self, fn, *args) -> None:
         refs = [a.apply.remote(fn, args) for a in self.actors]

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from clbench.atomic import replace_dir, write_json
+from clbench.generation import correct_completion
 from clbench.model import EMBEDDED_DIR, build_char_tokenizer, tiny_config
 
 # Share of each family in the pretraining stream: probes dominate, new tasks are a taste.
@@ -40,8 +41,8 @@ class MixtureStream:
                 return name, item
 
     def next_pair(self) -> tuple[str, str]:
-        _, item = self.next_item()
-        return item["prompt"], item["target"] + "\n"
+        name, item = self.next_item()
+        return item["prompt"], correct_completion(self.families[name], item)
 
 
 def encode_batch(tok, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:

@@ -20,17 +20,12 @@ from clbench.checkpoint import Checkpointer, RunState
 from clbench.config import RunConfig
 from clbench.errors import UserError
 from clbench.harness import Harness
-from clbench.model import load_model, param_copy, weights_fingerprint
+from clbench.model import load_model, param_copy, params, weights_fingerprint
 from clbench.progress import RunProgress
 from clbench.registry import Registry
-from clbench.results import (BudgetInfo, Cost, CurvePoint, DataAccess, Matrix, MethodInfo,
+from clbench.results import (BudgetInfo, Cost, CurvePoint, Matrix, MethodInfo,
                              ModelInfo, RunResult, SequenceInfo, Summary)
 from clbench.runinfo import environment, sequence_fingerprint
-
-
-def params(model) -> dict[str, torch.Tensor]:
-    """Named parameters, tied tensors once (so drift is not counted twice)."""
-    return {n: p.detach() for n, p in model.named_parameters()}
 
 
 @dataclass
@@ -75,18 +70,19 @@ class RunContext:
         self.runner.note_data_access(general=True)
         return general_items(spec)
 
-    def generate(self, prompts: list[str], max_new_tokens: int) -> tuple[list[str], int]:
-        """Batched greedy completions of ctx.model and the tokens processed."""
+    def generate(self, prompts: list[str], max_new_tokens: int, chat: bool = False,
+                 stop: tuple[str, ...] = ("\n",)) -> tuple[list[str], int]:
+        """Batched greedy completions of ctx.model and the tokens processed (`chat` and
+        `stop` as the task asks: see clbench.generation.generate)."""
         from clbench.generation import generate
 
-        return generate(self.model, self.tokenizer, prompts, max_new_tokens)
+        return generate(self.model, self.tokenizer, prompts, max_new_tokens, chat=chat, stop=stop)
 
     def score(self, task, items: list[dict]) -> tuple[list[float], int]:
         """Rewards of ctx.model's greedy answers by the task's own scoring, and tokens."""
-        from clbench.generation import generate
+        from clbench.generation import generate_for
 
-        comps, tokens = generate(self.model, self.tokenizer, [i["prompt"] for i in items],
-                                 task.max_new_tokens, chat=task.chat, stop=task.stop)
+        comps, tokens = generate_for(task, self.model, self.tokenizer, items)
         return [s.reward for s in task.score_many(items, comps)], tokens
 
     @property
@@ -156,7 +152,7 @@ class Runner:
                 from clbench.population_ray import RayBackend
 
                 self._pops[backend] = RayBackend(self.model, self.lm.tokenizer, self.registry,
-                                                 self.lm.path, self.cfg.dtype, workers, self.cfg.device)
+                                                 self.lm.path, self.cfg.dtype, workers)
             else:
                 self._pops[backend] = InProcessBackend(self.model, self.lm.tokenizer, self.registry)
         pop = self._pops[backend]

@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from clbench.fisher import diagonal_fisher
+from clbench.fisher import task_fisher
 from clbench.methods.es import ES, ESConfig, Noise, install_masks
 
 
@@ -55,13 +55,13 @@ def magnitude_masks(model, base: dict[str, torch.Tensor], density: float) -> dic
     return {i: top_share(-base[n].abs().cpu(), density) for i, (n, _) in enumerate(model.named_parameters())}
 
 
-def fisher_masks(model, base: dict[str, torch.Tensor], tokenizer, items: list[dict],
-                 density: float, stop: str = "\n") -> dict[int, torch.Tensor]:
+def fisher_masks(model, base: dict[str, torch.Tensor], tokenizer, task, items: list[dict],
+                 density: float) -> dict[int, torch.Tensor]:
     probe = copy.deepcopy(model)  # the base weights, whatever the run's model holds now
     with torch.no_grad():
         for n, p in probe.named_parameters():
             p.copy_(base[n])
-    fisher = diagonal_fisher(probe, tokenizer, [(i["prompt"], i["target"] + stop) for i in items])
+    fisher = task_fisher(probe, tokenizer, task, items)
     return {i: top_share(fisher[n].cpu(), density) for i, (n, _) in enumerate(model.named_parameters())}
 
 
@@ -89,9 +89,8 @@ class ESSparse(ES):
             masks = magnitude_masks(ctx.model, ctx.base_weights, c.density)
         elif c.mask == "fisher":
             task = ctx.registry.task(ctx.task_name)
-            masks = fisher_masks(ctx.model, ctx.base_weights, ctx.tokenizer,
-                                 ctx.train_items(task)[: c.fisher_examples], c.density,
-                                 task.stop[0])
+            masks = fisher_masks(ctx.model, ctx.base_weights, ctx.tokenizer, task,
+                                 ctx.train_items(task)[: c.fisher_examples], c.density)
         else:
             return
         pop.apply(install_masks, self._mask_key(ctx), masks)

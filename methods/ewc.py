@@ -24,7 +24,7 @@ import random
 import torch
 from pydantic import Field
 
-from clbench.fisher import diagonal_fisher  # the per-example Fisher, shared with es-sparse
+from clbench.fisher import task_fisher
 from clbench.methods.grpo import GRPO, GRPOConfig
 from clbench.model import param_copy
 
@@ -80,8 +80,7 @@ class EWC(GRPO):
         items = ctx.train_items(task)
         rng = random.Random(f"{ctx.seed}/{ctx.task_index}/fisher")
         chosen = rng.sample(items, min(self.config.fisher_examples, len(items)))
-        new = diagonal_fisher(ctx.model, ctx.tokenizer, [(i["prompt"], i["target"] + task.stop[0])
-                                                         for i in chosen])
+        new = task_fisher(ctx.model, ctx.tokenizer, task, chosen)
         g = self.config.gamma
         self.fisher = new if self.fisher is None else {n: g * self.fisher[n] + f for n, f in new.items()}
         self.anchor = {n: p.float() for n, p in param_copy(ctx.model).items()}

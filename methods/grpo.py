@@ -185,12 +185,12 @@ class GRPO(Method):
     def build_trainer(self, task, ctx, output_dir: str):
         import datasets
 
-        from clbench.model import stop_token_ids
+        from clbench.generation import task_prompts, task_stop_ids
 
         trl, Trainer, Reporter, PrinterCallback = _trl()
         cls = Trainer if self.trainer_base is None else type("Trainer", (self.trainer_base, Trainer), {})
         items = ctx.train_items(task)
-        data = datasets.Dataset.from_dict({"prompt": [i["prompt"] for i in items],
+        data = datasets.Dataset.from_dict({"prompt": task_prompts(task, ctx.tokenizer, items),
                                            "item": list(range(len(items)))})
         holder: dict = {}
 
@@ -201,7 +201,7 @@ class GRPO(Method):
             holder["trainer"].stats["reward"] = sum(rewards) / len(rewards)
             return rewards
 
-        stops = stop_token_ids(ctx.tokenizer)
+        stops = task_stop_ids(task, ctx.tokenizer)
         args = self.trl_config(ctx, task, output_dir)
         args.generation_kwargs = {"eos_token_id": stops}
         saved = self._resume if ctx.start_step > 0 else None

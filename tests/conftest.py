@@ -22,3 +22,22 @@ def harness(embedded):
     from clbench.harness import Harness
 
     return Harness(embedded.model, embedded.tokenizer)
+
+
+SHORT_RUN = ["--method", "es", "--sequence", "math-then-code", "--steps", "1", "--eval-every", "1",
+             "--curve-examples", "4", "--set", "population=4", "--set", "batch_size=4",
+             "--set", "backend=inprocess"]
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    """One real, short ES run per session, shared by test_leaderboard and test_report.
+
+    Full test-split evaluation (no --eval-limit), so row 0 is the registered base
+    scores; one step per task, so as run it departs from the budget (a custom entry)."""
+    from test_runner import clbench
+
+    out = tmp_path_factory.getbasetemp() / "short-es-run"
+    p = clbench("run", *SHORT_RUN, "--output", str(out))
+    (out.parent / "short-es-run.stdout").write_text(p.stdout)
+    return out

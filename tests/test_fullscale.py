@@ -326,7 +326,7 @@ def test_lm_eval_sees_the_prompt_training_rewards_see(data_dir, models):
 
     lm = load_model(str(models["chat"]))
     h = Harness(lm.model, lm.tokenizer)
-    task = h._manager(False).load(["countdown_full"])["tasks"]["countdown_full"]
+    task = h._ours.load(["countdown_full"])["tasks"]["countdown_full"]
     task.build_all_requests(limit=2, apply_chat_template=True, chat_template=h.lm.apply_chat_template,
                             tokenizer_name=h.lm.tokenizer_name)
     contexts = [inst.args[0] for inst in sorted(task.instances, key=lambda i: i.doc_id)]

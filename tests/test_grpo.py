@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from clbench.methods.ewc import EWC, EWCConfig, diagonal_fisher, ewc_penalty
+from clbench.fisher import diagonal_fisher
+from clbench.methods.ewc import EWC, EWCConfig, ewc_penalty
 from clbench.methods.grpo import GRPO, GRPOConfig
 from clbench.model import build_char_tokenizer, param_copy, stop_token_ids
 from clbench.registry import Registry

@@ -1,7 +1,7 @@
 """Leaderboard: validation verdicts and messages, submit, reproducible build, ranking,
 registered base scores, and the committed submissions against the current registry.
 
-Valid submissions are built from one real short run (tests/short_run.py): as run
+Valid submissions are built from one real short run (the `run_dir` fixture in tests/conftest.py): as run
 it is a custom entry (1 step per task); its "standard" twin only sets
 steps_per_task to the registered budget, which the validator cannot tell apart.
 """
@@ -15,17 +15,11 @@ import pytest
 from clbench import metrics
 from clbench.cli import main
 from clbench.leaderboard.registered import load_base_scores, set_yaml_fingerprint
-from clbench.leaderboard.submit import link_exclusive
+from clbench.atomic import write_bytes
 from clbench.leaderboard.validate import validate_doc, validate_file
 from clbench.registry import Entry, Registry
-from short_run import short_run
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory):
-    return short_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -214,7 +208,7 @@ def test_submit_files_once_and_never_overwrites(std_doc, raw_doc, run_dir, tmp_p
     assert rc == 1 and "already submitted" in out
     assert sorted((board / "submissions" / "math-then-code").glob("*.json")) == filed
     with pytest.raises(FileExistsError):
-        link_exclusive(filed[0], b"{}")
+        write_bytes(filed[0], b"{}", exclusive=True)
     assert filed[0].read_bytes() == src.read_bytes()
     # as run (1 step per task): refused without --custom, filed apart with it
     rc, out = cli(capsys, "submit", str(run_dir), "--board", str(board))

@@ -2,17 +2,10 @@
 import json
 import shutil
 
-import pytest
-
 from clbench.report import _pareto_front, build_report
-from short_run import clbench, short_run
+from test_runner import clbench
 
 FIGURES = ["curves.png", "matrix_0.png", "pareto.png", "drift.png", "sparsity.png"]
-
-
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory):
-    return short_run(tmp_path_factory)
 
 
 def test_pareto_front_by_hand():

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from clbench.sandbox import (ExecResult, Sandbox, SandboxLimits, evaluate_expression,
-                             evaluate_many, score_expression, score_many)
+                             evaluate_many, score_expression)
 
 LIM = SandboxLimits()
 # Python-level escape to the `os` module's globals, to show the OS limits still hold.

@@ -1,7 +1,6 @@
 """Task families: deterministic splits, no leakage, scoring behaviour, YAML agreement."""
 import random
 import re
-from pathlib import Path
 
 import pytest
 import yaml

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clbench.atomic import write_text
+from clbench.leaderboard.registered import load_base_scores
 from clbench.leaderboard.svg import scatter
 from clbench.leaderboard.validate import validate_file
 from clbench.results import RunResult
@@ -93,6 +94,7 @@ def collect(board: Path, registry=None, base_scores=None):
     groups: dict[tuple, Group] = {}
     notes: dict[str, str] = {}
     problems = []
+    base_scores = load_base_scores() if base_scores is None else base_scores  # once, not per file
     for path in sorted((board / "submissions").glob("*/*.json")):
         v = validate_file(path, registry, base_scores)
         if not v.ok:

@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from clbench.atomic import write_text
+from clbench.atomic import write_json, write_text
 
 BASE_SCORES = Path(__file__).resolve().parents[1] / "assets" / "base_scores.json"
 
@@ -82,7 +82,7 @@ def register_base(model: str = "embedded", dtype: str = "float32", device: str =
     # one entry per model name: a retrained model replaces its predecessor
     models = {k: v for k, v in load_base_scores(path).items() if v.get("model") != model}
     models[fp] = entry
-    write_text(path, json.dumps({"schema": 1, "models": dict(sorted(models.items()))}, indent=2) + "\n")
+    write_json(path, {"schema": 1, "models": dict(sorted(models.items()))})
     for seq in seqs:
         set_yaml_fingerprint(files[seq.name], fp)
     log(f"registered {model} ({fp}) for {', '.join(s.name for s in seqs)} in {path}")

@@ -76,13 +76,17 @@ def score_plain(completion: str, nums: list[int], target: int) -> Score:
     return Score(reward=0.1 * fmt + float(ok), correct=ok)
 
 
+def tagged_answer(completion: str) -> tuple[float, str | None]:
+    """(format credit in [0, 1], the last <answer> tag's text or None) of a completion in
+    the papers' <think>/<answer> format; every tagged task's score starts here."""
+    text = completion.strip()
+    fmt = 1.0 if TAGGED.match(text) else 0.1 * ("<think>" in text) + 0.5 * ("<answer>" in text)
+    answers = ANSWER_TAG.findall(text)
+    return fmt, (answers[-1] if answers else None)
+
+
 def score_tagged(completion: str, nums: list[int], target: int) -> Score:
     """Papers' format: <think>...</think>\\n<answer>...</answer>, last answer tag counts."""
-    text = completion.strip()
-    if TAGGED.match(text):
-        fmt = 1.0
-    else:
-        fmt = 0.1 * ("<think>" in text) + 0.5 * ("<answer>" in text)
-    answers = ANSWER_TAG.findall(text)
-    ok = bool(answers) and answer_correct(answers[-1], nums, target)
+    fmt, answer = tagged_answer(completion)
+    ok = answer is not None and answer_correct(answer, nums, target)
     return Score(reward=0.1 * fmt + float(ok), correct=ok)

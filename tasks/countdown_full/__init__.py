@@ -9,26 +9,18 @@ Data: $CLBENCH_DATA_DIR/countdown-full/ (see clbench.data_files) or the datasets
 from __future__ import annotations
 
 from clbench.data_files import DataSource, DatasetFamily
-from clbench.task import Score
-from clbench.tasks.countdown.scoring import score_tagged
-from clbench.tasks.countdown_full_generated import PROMPT
+from clbench.tasks.countdown_full_generated import PROMPT, TaggedCountdown
 
 
-class CountdownFull(DatasetFamily):
+class CountdownFull(TaggedCountdown, DatasetFamily):
     name = "countdown-full"
     version = 1
     description = "math, papers' Countdown data and format: <think>/<answer> tags, 3-4 numbers"
-    max_new_tokens = 1024
-    stop = ()
-    chat = True
     source = DataSource("countdown-full", "Jiayi-Pan/Countdown-Tasks-3to4", ("target", "nums"))
 
     def convert(self, row: dict) -> dict:
         nums, goal = [int(n) for n in row["nums"]], int(row["target"])
         return {"prompt": PROMPT.format(nums=nums, target=goal), "target": "", "nums": nums, "goal": goal}
-
-    def score(self, item: dict, completion: str) -> Score:
-        return score_tagged(completion, item["nums"], item["goal"])
 
     def lm_eval_task_name(self) -> str:
         return "countdown_full"

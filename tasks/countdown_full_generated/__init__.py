@@ -19,21 +19,27 @@ PROMPT = ("Using the numbers {nums}, create an equation that equals {target}. Yo
           "example <answer> (1 + 2) / 3 </answer>.")
 
 
-class CountdownFullGenerated(TaskFamily):
-    name = "countdown-full-generated"
-    version = 1
-    description = "math, papers' format: <think>/<answer> tags, numbers 1-99 (generated stand-in)"
+class TaggedCountdown:
+    """The papers' Countdown contract, shared by the generated and the real-data task:
+    long tagged answers from a chat model, scored by `score_tagged`."""
+
     max_new_tokens = 1024
     stop = ()
     chat = True
+
+    def score(self, item: dict, completion: str) -> Score:
+        return score_tagged(completion, item["nums"], item["goal"])
+
+
+class CountdownFullGenerated(TaggedCountdown, TaskFamily):
+    name = "countdown-full-generated"
+    version = 1
+    description = "math, papers' format: <think>/<answer> tags, numbers 1-99 (generated stand-in)"
 
     def sample(self, rng: random.Random) -> dict:
         nums, expr, target = reachable_problem(rng, largest=99, max_target=999)
         return {"prompt": PROMPT.format(nums=nums, target=target),
                 "target": f"<think>...</think>\n<answer>{expr}</answer>", "nums": nums, "goal": target}
-
-    def score(self, item: dict, completion: str) -> Score:
-        return score_tagged(completion, item["nums"], item["goal"])
 
     def lm_eval_task_name(self) -> str:
         return "countdown_full_generated"

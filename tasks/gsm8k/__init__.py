@@ -13,7 +13,7 @@ import re
 
 from clbench.data_files import DataSource, DatasetFamily
 from clbench.task import Score
-from clbench.tasks.countdown.scoring import ANSWER_TAG, TAGGED
+from clbench.tasks.countdown.scoring import tagged_answer
 
 PROMPT = ("{question}\nShow your work in <think> </think> tags. And return the final answer, "
           "a number only, in <answer> </answer> tags, for example <answer> 42 </answer>.")
@@ -31,10 +31,8 @@ def parse_number(text: str) -> float | None:
 
 
 def score_gsm8k(completion: str, gold: str) -> Score:
-    text = completion.strip()
-    fmt = 1.0 if TAGGED.match(text) else 0.1 * ("<think>" in text) + 0.5 * ("<answer>" in text)
-    answers = ANSWER_TAG.findall(text)
-    value = parse_number(answers[-1]) if answers else None
+    fmt, answer = tagged_answer(completion)
+    value = parse_number(answer) if answer is not None else None
     ok = value is not None and abs(value - float(gold)) < 1e-6
     return Score(reward=0.1 * fmt + float(ok), correct=ok)
 
@@ -44,8 +42,6 @@ class GSM8K(DatasetFamily):
     version = 1
     description = "math word problems (GSM8K), <think>/<answer> tags, exact number"
     max_new_tokens = 512
-    stop = ()
-    chat = True
     source = DataSource("gsm8k", "openai/gsm8k", ("question", "answer"), hub_config="main")
 
     def convert(self, row: dict) -> dict:

@@ -31,8 +31,6 @@ class MBPP(DatasetFamily):
     version = 1
     description = "code: write a Python function that passes MBPP's asserts (sandboxed)"
     max_new_tokens = 512
-    stop = ()
-    chat = True
     dev_split = "validation"
     source = DataSource("mbpp", "google-research-datasets/mbpp", ("task_id", "text", "code", "test_list"),
                         hub_config="full")
