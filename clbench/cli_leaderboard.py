@@ -11,6 +11,12 @@ from pathlib import Path
 EXIT_INVALID = 1
 
 
+def _say(line: str) -> None:
+    """Print a line that quotes an untrusted file: control characters (terminal escapes
+    that could redraw "ok") and lone surrogates (which crash a UTF-8 stdout) are escaped."""
+    print("".join(c if c.isprintable() else ascii(c)[1:-1] for c in line))
+
+
 def add_commands(sub) -> None:
     s = sub.add_parser("submit", help="validate a run's result.json and file it on the leaderboard",
                        description="Validate OUT/result.json and copy it to "
@@ -53,11 +59,11 @@ def cmd_validate(args) -> int:
         v = validate_file(f, base_scores=base_scores)
         if v.ok:
             note = f" (custom: {v.custom}; departs: {'; '.join(v.deviations) or 'nothing'})" if v.custom else ""
-            print(f"{f}: ok{note}")
+            _say(f"{f}: ok{note}")
         else:
             failed += 1
             for p in v.problems:
-                print(f"{f}: {p}")
+                _say(f"{f}: {p}")
     if failed:
         print(f"{failed} of {len(args.files)} file(s) invalid", file=sys.stderr)
     return EXIT_INVALID if failed else 0
@@ -72,11 +78,13 @@ def cmd_submit(args) -> int:
         path = path / "result.json"
     if not path.is_file():
         raise UserError(f"submit: {path} does not exist; give a finished run folder (with result.json)")
+    if Path(args.board).exists() and not Path(args.board).is_dir():
+        raise UserError(f"submit: --board {args.board} is not a folder")
     try:
         dest = submit(path, Path(args.board), custom=args.custom)
     except SubmitError as e:
         for line in str(e).splitlines():
-            print(f"{path}: {line}")
+            _say(f"{path}: {line}")
         print("not submitted", file=sys.stderr)
         return EXIT_INVALID
     print(f"submitted {dest}; rebuild the board with `clbench leaderboard build --board {args.board}`")
@@ -90,7 +98,7 @@ def cmd_build(args) -> int:
     problems = build(board)
     if problems:
         for p in problems:
-            print(p)
+            _say(p)
         print("board not written: fix or remove the invalid submissions (a stale entry is rerun, "
               "not kept)", file=sys.stderr)
         return EXIT_INVALID

@@ -156,6 +156,16 @@ BROKEN = [
     ("empty-custom-reason", _set(["custom"], "  "), "custom: empty reason"),
     ("bad-method-name", _set(["method", "name"], "../../etc"), "method.name: '../../etc' is not a kebab-case"),
     ("curve-score", _set(["curves", 0, "scores", "sort"], 2.0), "curves[0].scores.sort: 2.0 outside [0, 1]"),
+    ("method-name-newline", _set(["method", "name"], "es\n"), "method.name: 'es\\n' is not a kebab-case"),
+    ("schema-version", _set(["schema_version"], 999), "schema_version: 999; this clbench reads version 1"),
+    ("completions-hidden", _set(["budget", "completions_per_task"], {}),
+     "budget.completions_per_task: no count for trained task(s) ['countdown', 'code']"),
+    ("model-name-label", _set(["model", "name"], "gpt-5"), "model.name: 'gpt-5' is not 'embedded'"),
+    ("custom-multiline", _set(["custom"], "smoke\n\n## Fake heading"), "custom: 'smoke\\n\\n## Fake heading' is shown"),
+    ("environment-empty", _set(["environment", "python"], " "), "environment.python: empty"),
+    ("cost-negative", _set(["cost", "forward_tokens"], -1), "cost.forward_tokens: -1 is negative"),
+    ("huge-seed", _set(["seed"], 10**4000), "seed: integer beyond 64 bits"),
+    ("huge-tokens", _set(["cost", "forward_tokens"], 10**400), "cost.forward_tokens: integer beyond 64 bits"),
 ]
 
 
@@ -176,6 +186,35 @@ def test_several_files_one_bad_is_exit_1_and_missing_file_is_usage(std_doc, tmp_
     assert rc == 1 and f"{good}: ok" in out and f"{bad}: seed: Field required" in out
     rc, out = cli(capsys, "leaderboard", "validate", str(tmp_path / "nope.json"))
     assert rc == 2 and "is not a file" in out
+
+
+def test_control_characters_in_messages_are_escaped(std_doc, tmp_path, capsys):
+    """A key quoted in a message may hold terminal escapes (redrawing a line as "ok") or a
+    lone surrogate (which crashes printing to a UTF-8 stdout): both are printed escaped."""
+    doc = copy.deepcopy(std_doc)
+    doc["budget"]["completions_per_task"]["\x1b[2K\x1b[1Agood.json: ok"] = 1
+    doc["budget"]["completions_per_task"]["\ud800"] = 1
+    rc, out = cli(capsys, "leaderboard", "validate", str(dump(tmp_path / "esc.json", doc)))
+    assert rc == 1
+    assert "\x1b" not in out and "\ud800" not in out
+    assert "budget.completions_per_task.\\x1b[2K\\x1b[1Agood.json: ok: not a task" in out
+    assert "budget.completions_per_task.\\ud800: not a task" in out
+
+
+def test_depth_check_is_linear_in_the_size():
+    """The depth scan runs before the JSON parser on any 5 MB text; a regex that rescans
+    from every quote took minutes on an unterminated string of escaped quotes."""
+    import time
+
+    from clbench.leaderboard.parse import _depth, load_bytes, ParseError
+
+    text = "[" + '"' + '\\"' * 100_000
+    t0 = time.perf_counter()
+    assert _depth(text) == 1
+    with pytest.raises(ParseError, match="not valid JSON"):
+        load_bytes(text.encode())
+    assert time.perf_counter() - t0 < 2
+    assert _depth('["[[\\"[", {"a": [[1]]}]') == 4  # brackets in strings, escaped quotes
 
 
 def test_sequence_without_registered_base_model_is_custom_only(std_doc):
@@ -221,6 +260,12 @@ def test_submit_files_once_and_never_overwrites(std_doc, raw_doc, run_dir, tmp_p
     rc, out = cli(capsys, "submit", str(bad.parent), "--board", str(board))
     assert rc == 1 and "seed: Input should be a valid integer" in out
     assert len(list((board / "submissions" / "math-then-code").glob("*.json"))) == 2
+
+
+def test_submit_to_a_board_that_is_a_file_is_a_usage_error(std_doc, tmp_path, capsys):
+    src = dump(tmp_path / "std" / "result.json", std_doc)
+    rc, out = cli(capsys, "submit", str(src.parent), "--board", str(src))
+    assert rc == 2 and "--board" in out and "is not a folder" in out and "Traceback" not in out
 
 
 # ----------------------------------------------------------------------------- build
@@ -292,6 +337,21 @@ def test_ranking_puts_a_learner_above_a_method_that_learns_nothing(board, std_do
     assert float(noop["final score"].split()[0]) == pytest.approx(base_mean, abs=0.05)
     assert float(es["final score"].split()[0]) > float(noop["final score"].split()[0])
     assert "| 1 | es |" in custom and "smoke test: 1 step per task" in custom
+
+
+def test_board_markdown_escapes_submitter_text(board, raw_doc, capsys):
+    """A custom reason or a config value is the submitter's text: on the README it must
+    not become an HTML tag, a table cell or the end of a code span."""
+    doc = copy.deepcopy(raw_doc)
+    doc["custom"] = "smoke | <img src=http://x/y.png> test"
+    doc["method"]["config"]["note"] = "`<b>x</b>`"
+    dump(board / "submissions" / "math-then-code" / "es-hostile.json", doc)
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
+    assert rc == 0, out
+    text = (board / "README.md").read_text()
+    assert "<img" not in text and "smoke \\| &lt;img src=http://x/y.png&gt; test" in text
+    line = [ln for ln in text.splitlines() if '"note"' in ln][0]
+    assert line.count("`") == 4 and '"note": "\\u0060<b>x</b>\\u0060"' in line  # inside the span
 
 
 def test_build_refuses_an_invalid_submission(board, capsys, std_doc):

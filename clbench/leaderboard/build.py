@@ -119,6 +119,18 @@ def collect(board: Path, registry=None, base_scores=None):
     return dict(sorted(by_seq.items())), notes, problems
 
 
+def _md(text: str) -> str:
+    """Submitter text (model name, custom reason) as inert Markdown: no HTML tags (an
+    <img> on the README), no '|' (a table cell of its own), no newline (a heading)."""
+    return html.escape(" ".join(text.split()), quote=False).replace("|", "\\|")
+
+
+def _md_config(config: dict) -> str:
+    """The config as a code span; a backtick in a value would end the span early, so it
+    is written as the JSON escape \\u0060, the same value."""
+    return "`" + json.dumps(config, sort_keys=True).replace("`", "\\u0060") + "`"
+
+
 def _cell(g: Group, key: str, fmt: str) -> str:
     mean, sd = g.stat(key)
     if mean is None:
@@ -135,7 +147,7 @@ def _md_table(gs: list[Group]) -> list[str]:
     head = ["#", "method", "config", "model", "seeds"] + [h for _, h, _ in FIELDS] + ["data access"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, g in enumerate(gs, 1):
-        cells = [str(i), g.method, f"`{g.config_id}`", g.model, str(len(g.runs))]
+        cells = [str(i), g.method, f"`{g.config_id}`", _md(g.model), str(len(g.runs))]
         cells += [_cell(g, k, f) for k, _, f in FIELDS] + [_access(g)]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
@@ -159,9 +171,9 @@ def render_markdown(by_seq: dict[str, list[Group]], notes: dict[str, str]) -> st
             out += ["### Custom entries (departing from the registered budget or evaluation; "
                     "not comparable with the table above)", ""]
             out += _md_table(cus) + [""]
-            out += [f"- {g.method} `{g.config_id}`: {g.custom} ({g.budget})" for g in cus] + [""]
+            out += [f"- {g.method} `{g.config_id}`: {_md(g.custom)} ({g.budget})" for g in cus] + [""]
         out += ["Method configs:", ""]
-        out += sorted({f"- `{g.config_id}` ({g.method}): `{json.dumps(g.config, sort_keys=True)}`"
+        out += sorted({f"- `{g.config_id}` ({g.method}): {_md_config(g.config)}"
                        for g in gs}) + [""]
     return "\n".join(out)
 

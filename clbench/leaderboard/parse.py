@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 MAX_BYTES = 5 * 1024 * 1024  # a real result.json is ~50 kB; 5 MB leaves room for long curves
 MAX_DEPTH = 24               # RunResult nests 7 deep (geometry.task.sparsity.tau.by_layer.n)
-
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+MAX_INT = 2**63 - 1          # counts, seeds and bytes fit 64 bits; beyond, float() overflows
 
 
 class ParseError(ValueError):
@@ -22,10 +20,21 @@ class ParseError(ValueError):
 
 
 def _depth(text: str) -> int:
-    """Deepest bracket nesting outside strings, without recursing."""
+    """Deepest bracket nesting outside strings, in one pass: no recursion, and no regex
+    that rescans the rest of the text from every quote (quadratic on `"\\"\\"...`)."""
     depth = best = 0
-    for ch in _STRING.sub('""', text):
-        if ch in "[{":
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
             depth += 1
             best = max(best, depth)
         elif ch in "]}":
@@ -48,15 +57,27 @@ def _no_constants(name: str):
 
 def non_finite(obj, path: str = "$") -> list[str]:
     """Paths of every non-finite float in a parsed document (1e999 parses as inf)."""
+    return _paths(obj, path, lambda o: isinstance(o, float) and not math.isfinite(o))
+
+
+def huge_integers(obj, path: str = "$") -> list[str]:
+    """Paths of every integer beyond 64 bits: a seed of 4000 digits makes a file name
+    too long, token counts of 400 digits overflow the board's float arithmetic."""
+    return _paths(obj, path, lambda o: isinstance(o, int) and not isinstance(o, bool)
+                  and abs(o) > MAX_INT)
+
+
+def _paths(obj, path: str, bad_leaf) -> list[str]:
+    """Sorted paths of the leaves where `bad_leaf` holds; iterative, so depth is no issue."""
     stack, bad = [(obj, path)], []
     while stack:
         o, p = stack.pop()
-        if isinstance(o, float) and not math.isfinite(o):
-            bad.append(p)
-        elif isinstance(o, dict):
+        if isinstance(o, dict):
             stack.extend((v, f"{p}.{k}") for k, v in o.items())
         elif isinstance(o, list):
             stack.extend((v, f"{p}[{i}]") for i, v in enumerate(o))
+        elif bad_leaf(o):
+            bad.append(p)
     return sorted(bad)
 
 
@@ -82,7 +103,7 @@ def load_bytes(data: bytes):
     return obj
 
 
-def load_file(path: str | Path):
+def read_capped(path: str | Path) -> bytes:
     """Read at most MAX_BYTES + 1 bytes, so a huge file is refused without reading it all."""
     path = Path(path)
     if not path.is_file():
@@ -91,4 +112,8 @@ def load_file(path: str | Path):
         raise ParseError(f"{path.stat().st_size / 1e6:.1f} MB exceeds the "
                          f"{MAX_BYTES // (1024 * 1024)} MB limit")
     with path.open("rb") as f:
-        return load_bytes(f.read(MAX_BYTES + 1))
+        return f.read(MAX_BYTES + 1)
+
+
+def load_file(path: str | Path):
+    return load_bytes(read_capped(path))

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from clbench.atomic import write_bytes
-from clbench.leaderboard.parse import ParseError, load_file
+from clbench.leaderboard.parse import ParseError, load_bytes, read_capped
 from clbench.leaderboard.validate import validate_doc
 
 
@@ -27,7 +27,8 @@ def submit(result_path: Path, board: Path, custom: str | None = None, registry=N
     if not result_path.is_file():
         raise SubmitError(f"{result_path}: no such file (a finished run folder has result.json)")
     try:
-        doc = load_file(result_path)  # size-checked before reading
+        raw = read_capped(result_path)  # size-checked before reading; read once, so the
+        doc = load_bytes(raw)           # bytes filed are the bytes validated
     except ParseError as e:
         raise SubmitError(f"file: {e}") from None
     if custom is not None:
@@ -38,7 +39,7 @@ def submit(result_path: Path, board: Path, custom: str | None = None, registry=N
     verdict = validate_doc(doc, registry, base_scores)
     if not verdict.ok:
         raise SubmitError("\n".join(verdict.problems))
-    data = (result_path.read_bytes() if custom is None  # the bytes as run
+    data = (raw if custom is None  # the bytes as run
             else (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode())
     r = verdict.result
     digest = hashlib.sha256(data).hexdigest()[:12]

@@ -18,13 +18,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from clbench import metrics
-from clbench.leaderboard.parse import ParseError, load_bytes, load_file, non_finite
+from clbench.leaderboard.parse import ParseError, huge_integers, load_bytes, load_file, non_finite
 from clbench.leaderboard.registered import load_base_scores
-from clbench.results import RunResult
+from clbench.results import SCHEMA_VERSION, RunResult
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # method names end up in file names
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # in file names; fullmatch ("$" allows "es\n")
 SUMMARY_TOL = 1e-9  # recomputation is the same float arithmetic; only JSON round-off remains
 ROW0_TOL = 1e-9     # row 0 is greedy, deterministic scoring of fixed weights on fixed items
+MAX_REASON = 200    # a custom reason is one line of the board's README
 
 
 @dataclass
@@ -65,6 +66,9 @@ def validate_doc(doc, registry=None, base_scores: dict | None = None) -> Verdict
     bad = non_finite(doc)
     if bad:
         return Verdict([f"{p[2:]}: NaN or infinite number; scores must be finite" for p in bad], doc=doc)
+    huge = huge_integers(doc)
+    if huge:
+        return Verdict([f"{p[2:]}: integer beyond 64 bits" for p in huge], doc=doc)
     try:
         r = RunResult.model_validate(doc, strict=True)
     except ValidationError as e:
@@ -79,15 +83,28 @@ def validate_doc(doc, registry=None, base_scores: dict | None = None) -> Verdict
     _check(r, registry, base_scores, v)
     if r.custom is not None and not r.custom.strip():
         v.problems.append("custom: empty reason; say why the entry departs from the registered setup")
+    elif r.custom is not None and not _one_line(r.custom):
+        v.problems.append(f"custom: {r.custom[:60]!r} is shown on the board; give one line of "
+                          f"printable text, at most {MAX_REASON} characters")
     if r.custom is None and v.deviations:
         v.problems += [f"{d} (accepted only as a custom entry: clbench submit --custom REASON)"
                        for d in v.deviations]
     return v
 
 
+def _one_line(text: str) -> bool:
+    """The board renders a custom reason as Markdown: a newline or a control character
+    would let it add headings, table rows or terminal escapes of its own."""
+    return len(text) <= MAX_REASON and text.isprintable()
+
+
 def _check(r: RunResult, reg, base_scores: dict, v: Verdict) -> None:
     P = v.problems.append
-    if not NAME.match(r.method.name):
+    if r.schema_version != SCHEMA_VERSION:
+        P(f"schema_version: {r.schema_version}; this clbench reads version {SCHEMA_VERSION}")
+    _check_environment(r, P)
+    _check_cost(r, P)
+    if not NAME.fullmatch(r.method.name):
         P(f"method.name: {r.method.name!r} is not a kebab-case registry name (a-z, 0-9, '-', '.', '_')")
     if r.sequence.name not in reg.sequences:
         P(f"sequence.name: unknown sequence {r.sequence.name!r}; known: {', '.join(sorted(reg.sequences))}")
@@ -179,6 +196,9 @@ def _check_base(r, seq, reg, base_scores, P, D) -> None:
         P(f"model.fingerprint: {r.model.fingerprint} is not the base model {seq.name} names "
           f"({seq.model}, {seq.base_model_fingerprint})")
         return
+    if r.model.name != seq.model:  # the board shows the name: the fingerprint's, not a label of choice
+        P(f"model.name: {r.model.name!r} is not {seq.model!r}, the model of fingerprint "
+          f"{seq.base_model_fingerprint} that {seq.name} names")
     entry = base_scores.get(r.model.fingerprint)
     if entry is None:
         P(f"model.fingerprint: no registered base scores for {r.model.fingerprint} "
@@ -206,6 +226,9 @@ def _check_budget(r, seq, reg, P, D) -> None:
     for t, n in b.steps_per_task.items():
         if n != reg_b.steps:
             D(f"budget.steps_per_task.{t}: {n} steps; the sequence's budget is {reg_b.steps}")
+    unreported = [t for t in seq.tasks if b.steps_per_task.get(t, 0) > 0 and t not in b.completions_per_task]
+    if unreported:  # the runner counts every step, so a missing key hides what was spent
+        P(f"budget.completions_per_task: no count for trained task(s) {unreported}")
     for t, n in b.completions_per_task.items():
         if t not in seq.tasks:
             P(f"budget.completions_per_task.{t}: not a task of {seq.name}")
@@ -224,6 +247,20 @@ def _check_budget(r, seq, reg, P, D) -> None:
             P(f"budget.examples_per_column.{c}: {n} is more than the {size} test examples")
         elif n < size:
             D(f"budget.examples_per_column.{c}: evaluated on {n} of {size} test examples (eval_limit)")
+
+
+def _check_environment(r, P) -> None:
+    """An environment of empty strings is a missing one: the run cannot be reproduced."""
+    for k, x in r.environment.model_dump().items():
+        if isinstance(x, str) and not x.strip():
+            P(f"environment.{k}: empty; record the version or platform the run used")
+
+
+def _check_cost(r, P) -> None:
+    """Costs are shown on the board; a negative one would make a method look cheap."""
+    for k, x in r.cost.model_dump().items():
+        if x is not None and x < 0:
+            P(f"cost.{k}: {x} is negative")
 
 
 def _check_curves(r, seq, P) -> None:
