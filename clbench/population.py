@@ -19,7 +19,7 @@ from typing import Protocol
 
 import torch
 
-from clbench.generation import generate_for
+from clbench.generation import generate_tasks
 from clbench.model import param_copy
 
 
@@ -62,12 +62,11 @@ def score_member(model, tokenizer, registry, perturbation, member: Member,
     """Mean reward per batch for one member, and tokens processed; restores the weights."""
     perturbation.perturb(model, member, +1.0)
     try:
-        rewards, tokens = [], 0
-        for b in batches:
-            fam = registry.task(b.task)
-            comps, n = generate_for(fam, model, tokenizer, b.items, batch_size=len(b.items))
-            tokens += n
-            scores = fam.score_many(b.items, comps)
+        fams = [registry.task(b.task) for b in batches]
+        comps, tokens = generate_tasks([(f, b.items) for f, b in zip(fams, batches)], model, tokenizer)
+        rewards = []
+        for fam, b, c in zip(fams, batches, comps):
+            scores = fam.score_many(b.items, c)
             rewards.append(sum(s.reward for s in scores) / len(scores))
     finally:
         _restore(model, perturbation, member, saved)

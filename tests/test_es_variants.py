@@ -50,12 +50,17 @@ def test_replay_fitness_by_hand():
     assert es.fitness([0.8], batches[:1]) == 0.8
 
 
+def test_replay_takes_its_items_out_of_the_batch():
+    with pytest.raises(ValueError, match="replay_batch"):
+        ESReplayConfig(batch_size=16, replay_batch=16)
+
+
 @pytest.mark.parametrize("method,extra", [
     ("es-awd", ["--set", "lam=10"]),
     ("es-sparse", ["--set", "mask=topk", "--set", "density=0.1"]),
     ("es-sparse", ["--set", "mask=random", "--set", "density=0.1"]),
-    ("es-replay", ["--set", "replay_batch=4"]),
-    ("es-replay", ["--set", "replay_batch=4", "--set", "general=true"]),
+    ("es-replay", ["--set", "replay_batch=2"]),
+    ("es-replay", ["--set", "replay_batch=2", "--set", "general=true"]),
     ("es-sparse", ["--set", "mask=magnitude", "--set", "density=0.1"]),
 ])
 def test_variant_smoke_run(method, extra, tmp_path):
@@ -72,6 +77,8 @@ def test_variant_smoke_run(method, extra, tmp_path):
     if "mask=topk" in extra:
         assert sparsity > 0.35  # <= 10% of entries per step, 6 steps
     assert r["data_access"]["earlier_tasks"] is (method == "es-replay")
+    # every method scores population x batch_size completions per step, replay included
+    assert r["budget"]["completions_per_task"] == {"countdown": 4 * 4 * 3, "code": 4 * 4 * 3}
     assert r["data_access"]["general"] is ("general=true" in extra)
     if "mask=magnitude" in extra:
         assert sparsity > 0.85

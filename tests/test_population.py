@@ -36,3 +36,17 @@ def test_local_backend_matches_inprocess_rewards_and_update(two_models):
             assert p.equal(q), n
     finally:
         local.close()
+
+
+def test_one_call_for_several_tasks_gives_each_task_its_own_completions():
+    """ES+replay scores current and replay items in one generate call; each row must
+    come out as it would alone (own token budget, own stop)."""
+    from clbench.generation import generate_for, generate_tasks
+
+    reg, lm = Registry.load(), load_model("embedded")
+    code, countdown = reg.task("code"), reg.task("countdown")
+    a, b = code.split("dev")[:6], countdown.split("dev")[:5]
+    together, tokens = generate_tasks([(code, a), (countdown, b)], lm.model, lm.tokenizer)
+    assert together == [generate_for(code, lm.model, lm.tokenizer, a)[0],
+                        generate_for(countdown, lm.model, lm.tokenizer, b)[0]]
+    assert tokens > 0
