@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from clbench.errors import UserError
-from clbench.population import Batch, Member, merge_replies, score_members, split_members
+from clbench.population import Batch, Member, merge_replies, one_thread, score_members, split_members
 
 
 class Replica:
@@ -110,7 +110,8 @@ class RayBackend:
 
     def apply(self, fn, *args) -> None:
         refs = [a.apply.remote(fn, args) for a in self.actors]
-        fn(self.model, *args)  # the run's own model meanwhile
+        with one_thread():  # the run's own model meanwhile, off the actors' cores
+            fn(self.model, *args)
         self._get(refs)
 
     def close(self) -> None:
