@@ -174,5 +174,6 @@ def build_report(run_dirs: list[Path], output: Path) -> Path:
                      f'src="data:image/png;base64,{base64.b64encode(data).decode()}">')
     page = output / "report.html"
     write_text(page, "<!doctype html><meta charset='utf-8'><title>clbench report</title>"
-               "<body style='font-family:sans-serif'>" + "\n".join(parts) + "</body>")
+               "<style>body{font-family:sans-serif;max-width:1400px}img{max-width:100%}</style>"
+               "<body>" + "\n".join(parts) + "</body>")
     return page
