@@ -267,6 +267,15 @@ def _check_curves(r, seq, P) -> None:
     columns = set(seq.tasks + seq.probes)
     last = -1
     for i, c in enumerate(r.curves):
+        if c.task not in seq.tasks:
+            P(f"curves[{i}].task: {c.task!r} is not a task of the sequence {seq.tasks}")
+        if c.step < 0 or c.global_step < 0:
+            P(f"curves[{i}].step: step {c.step}, global_step {c.global_step}; steps count from 0")
+        for k in ("drift_l2", "drift_l2_task"):
+            if getattr(c, k) < 0:
+                P(f"curves[{i}].{k}: {getattr(c, k)} is negative")
+        if not 0.0 <= c.sparsity <= 1.0:
+            P(f"curves[{i}].sparsity: {c.sparsity} outside [0, 1]")
         extra = set(c.scores) - columns
         if extra:
             P(f"curves[{i}].scores: unknown column(s) {sorted(extra)}")
