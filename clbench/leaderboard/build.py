@@ -203,13 +203,21 @@ def _html_table(gs: list[Group]) -> str:
 
 
 def _plot(gs: list[Group]) -> str:
+    """Keys are the tables' row numbers: "3" is row 3 of the standard table, "C1" row 1 of
+    the custom one."""
     pts = []
+    std_rank = custom_rank = 0
     for g in gs:
+        if g.custom is None:
+            std_rank += 1
+        else:
+            custom_rank += 1
         (x, dx), (y, dy) = g.stat("gain"), g.stat("probe_change")
         if x is None or y is None:
             continue
-        pts.append({"label": f"{g.method} {g.config_id}", "x": x, "y": y, "dx": dx or 0.0,
-                    "dy": dy or 0.0, "hollow": g.custom is not None})
+        key = f"C{custom_rank}" if g.custom is not None else str(std_rank)
+        pts.append({"key": key, "label": f"{g.method} {g.config_id}", "x": x, "y": y,
+                    "dx": dx or 0.0, "dy": dy or 0.0, "hollow": g.custom is not None})
     if not pts:
         return ""
     return scatter(pts, "new-task gain (final − base, points, mean over tasks)",
@@ -233,8 +241,8 @@ def render_html(by_seq: dict[str, list[Group]], notes: dict[str, str]) -> str:
         parts.append(_html_table(std) if std else "<p>No standard entries yet.</p>")
         if cus:
             parts.append("<h3>Custom entries (not comparable with the table above)</h3>" + _html_table(cus))
-        parts.append("<h3>New-task gain against probe change (one point per method; bars: ±1 sd "
-                     "over seeds; hollow: custom)</h3>" + _plot(gs))
+        parts.append("<h3>New-task gain against probe change (one point per method; labels are the "
+                     "tables' row numbers; bars: ±1 sd over seeds; hollow: custom)</h3>" + _plot(gs))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 import html
 import math
 
-W, H, L, R, T, B = 560, 380, 60, 20, 20, 50  # size and margins in px
+W, H, L, R, T, B = 560, 380, 60, 20, 20, 50  # plot size and margins in px
+LEGEND_W, LEGEND_ROW = 300, 18  # legend to the right of the plot: one row per point
+# Okabe-Ito colours (distinguishable with colour-vision deficiencies), then repeated.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -27,7 +30,10 @@ def _range(values: list[float]) -> tuple[float, float]:
 
 
 def scatter(points: list[dict], xlabel: str, ylabel: str) -> str:
-    """points: {label, x, y, dx, dy, hollow}; error bars of ±dx, ±dy (in axis units)."""
+    """points: {key, label, x, y, dx, dy, hollow}; error bars of ±dx, ±dy (in axis units).
+
+    Each point is drawn in its own colour with its short `key` beside it; the full
+    `label` goes in a legend, so that points close together stay readable."""
     xs = [p["x"] + s * p["dx"] for p in points for s in (-1, 1)]
     ys = [p["y"] + s * p["dy"] for p in points for s in (-1, 1)]
     x0, x1 = _range(xs)
@@ -39,8 +45,9 @@ def scatter(points: list[dict], xlabel: str, ylabel: str) -> str:
     def py(y):
         return H - B - (y - y0) / (y1 - y0) * (H - T - B)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-           f'viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="11">',
+    height = max(H, T + LEGEND_ROW * (len(points) + 1))
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W + LEGEND_W}" height="{height}" '
+           f'viewBox="0 0 {W + LEGEND_W} {height}" font-family="sans-serif" font-size="11">',
            f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#888"/>']
     for x in _ticks(x0, x1):
         out.append(f'<line x1="{px(x):.1f}" y1="{T}" x2="{px(x):.1f}" y2="{H - B}" stroke="#eee"/>'
@@ -50,14 +57,19 @@ def scatter(points: list[dict], xlabel: str, ylabel: str) -> str:
                    f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
     out.append(f'<line x1="{px(0):.1f}" y1="{T}" x2="{px(0):.1f}" y2="{H - B}" stroke="#bbb" stroke-dasharray="4 3"/>'
                f'<line x1="{L}" y1="{py(0):.1f}" x2="{W - R}" y2="{py(0):.1f}" stroke="#bbb" stroke-dasharray="4 3"/>')
-    for p in points:
+    for i, p in enumerate(points):
+        c = PALETTE[i % len(PALETTE)]
         cx, cy = px(p["x"]), py(p["y"])
+        fill = "white" if p.get("hollow") else c
         out.append(f'<line x1="{px(p["x"] - p["dx"]):.1f}" y1="{cy:.1f}" x2="{px(p["x"] + p["dx"]):.1f}" '
-                   f'y2="{cy:.1f}" stroke="#36c"/><line x1="{cx:.1f}" y1="{py(p["y"] - p["dy"]):.1f}" '
-                   f'x2="{cx:.1f}" y2="{py(p["y"] + p["dy"]):.1f}" stroke="#36c"/>'
-                   f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" stroke="#36c" '
-                   f'fill="{"white" if p.get("hollow") else "#36c"}"/>'
-                   f'<text x="{cx + 6:.1f}" y="{cy - 6:.1f}">{html.escape(p["label"])}</text>')
+                   f'y2="{cy:.1f}" stroke="{c}"/><line x1="{cx:.1f}" y1="{py(p["y"] - p["dy"]):.1f}" '
+                   f'x2="{cx:.1f}" y2="{py(p["y"] + p["dy"]):.1f}" stroke="{c}"/>'
+                   f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" stroke="{c}" fill="{fill}"/>'
+                   f'<text x="{cx + 5:.1f}" y="{cy - 5:.1f}" fill="{c}">{html.escape(p["key"])}</text>')
+        ly = T + LEGEND_ROW * (i + 0.5)
+        out.append(f'<circle cx="{W + 6}" cy="{ly:.1f}" r="4" stroke="{c}" fill="{fill}"/>'
+                   f'<text x="{W + 16}" y="{ly + 4:.1f}">{html.escape(p["key"])}  '
+                   f'{html.escape(p["label"])}</text>')
     out.append(f'<text x="{(L + W - R) / 2:.1f}" y="{H - 12}" text-anchor="middle">{html.escape(xlabel)}</text>'
                f'<text transform="translate(14 {(T + H - B) / 2:.1f}) rotate(-90)" '
                f'text-anchor="middle">{html.escape(ylabel)}</text></svg>')
