@@ -29,12 +29,15 @@ RANKING_RULE = (
     "splits, averaged over seeds. A method that learns nothing keeps its base-model "
     "scores and so ranks below any method that gains more on the new tasks than it loses "
     "on the probes. Figures are mean ± sample standard deviation over seeds (no ± with "
-    "one seed); scores, ACC, BWT, forgetting (Chaudhry) and probe change are in points.")
+    "one seed); scores, ACC, BWT, forgetting (Chaudhry) and probe change are in points. "
+    "Peak RSS is that of the run's largest process: the main process (which also holds "
+    "the runner's base-weight copies) or, for ES's local backend, one population worker; "
+    "that backend runs two workers beside the main process.")
 
 # (key, header, format) of each number shown
 FIELDS = [("final", "final score", "{:.1f}"), ("acc", "ACC", "{:.1f}"), ("bwt", "BWT", "{:+.1f}"),
           ("forgetting", "forgetting", "{:.1f}"), ("probe_change", "probe change", "{:+.1f}"),
-          ("drift", "drift L2", "{:.2f}"), ("peak_mb", "peak memory (MB)", "{:.0f}"),
+          ("drift", "drift L2", "{:.2f}"), ("peak_mb", "peak RSS, largest process (MB)", "{:.0f}"),
           ("tokens_m", "tokens (M)", "{:.2f}"), ("wall_s", "wall (s)", "{:.0f}")]
 
 
