@@ -374,13 +374,36 @@ def test_empty_board_builds(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- registry
-def test_committed_submissions_match_current_registry_passes_vacuously_when_none_committed():
+def committed_submissions() -> list[Path]:
+    return sorted((REPO / "leaderboard" / "submissions").glob("*/*.json"))
+
+
+def test_committed_submissions_match_current_registry():
     """Every file under leaderboard/submissions must validate against today's registry
     (sequence fingerprint, base model, base scores): a change that alters results fails
-    here until the board is rerun. With no committed submissions this passes vacuously."""
-    files = sorted((REPO / "leaderboard" / "submissions").glob("*/*.json"))
+    here until the board is rerun (`leaderboard/build_first_board.py`)."""
+    files = committed_submissions()
+    assert files, "the committed board is empty"
     problems = [f"{f}: {p}" for f in files for p in validate_file(f).problems]
     assert not problems, "\n".join(problems)
+
+
+def test_committed_board_holds_every_builtin_method_with_three_seeds():
+    """The first board is real data: each registered method, standard entries (registered
+    budget, full test splits, not custom), seeds 0, 1 and 2, at its default config."""
+    from clbench.results import RunResult
+
+    seeds: dict[str, set[int]] = {}
+    for f in committed_submissions():
+        r = RunResult.model_validate_json(f.read_bytes())
+        if r.sequence.name == "math-then-code" and r.custom is None:
+            seeds.setdefault(r.method.name, set()).add(r.seed)
+    from importlib.metadata import entry_points
+
+    methods = sorted(ep.name for ep in entry_points(group="clbench.methods")
+                     if ep.value.startswith("clbench.methods."))  # built-ins, not plugins
+    missing = {m: sorted({0, 1, 2} - seeds.get(m, set())) for m in methods}
+    assert not any(missing.values()), f"seeds missing from the committed board: {missing}"
 
 
 def test_registered_base_scores_equal_a_fresh_evaluation(embedded, harness):
