@@ -391,6 +391,8 @@ def test_committed_submissions_match_current_registry():
 def test_committed_board_holds_every_builtin_method_with_three_seeds():
     """The first board is real data: each registered method, standard entries (registered
     budget, full test splits, not custom), seeds 0, 1 and 2, at its default config."""
+    from importlib.metadata import entry_points
+
     from clbench.results import RunResult
 
     seeds: dict[str, set[int]] = {}
@@ -398,8 +400,6 @@ def test_committed_board_holds_every_builtin_method_with_three_seeds():
         r = RunResult.model_validate_json(f.read_bytes())
         if r.sequence.name == "math-then-code" and r.custom is None:
             seeds.setdefault(r.method.name, set()).add(r.seed)
-    from importlib.metadata import entry_points
-
     methods = sorted(ep.name for ep in entry_points(group="clbench.methods")
                      if ep.value.startswith("clbench.methods."))  # built-ins, not plugins
     missing = {m: sorted({0, 1, 2} - seeds.get(m, set())) for m in methods}
