@@ -32,7 +32,9 @@ Threat model / what each layer defends against:
 Not defended: kernel bugs (no seccomp filter: every syscall is reachable, and ctypes is
 loaded in the worker); CPU/memory use up to the limits; a child can read its copy of
 the worker's memory (other answers and inputs of the same batch, nothing secret); an
-answer may forge its own outputs (no better than computing them).  Where namespaces are
+answer may forge its own outputs (no better than computing them: expected values stay
+in the host; in program mode, only for `assert L == <literal>` checks, so a program can
+forge a pass of any other assert).  Where namespaces are
 not permitted (e.g. non-root without unprivileged user namespaces) isolation is WEAK:
 the child runs as the calling user and can use the network, read/write that user's
 files and signal its processes.  ``Sandbox.isolation`` reports what is active and a
@@ -74,7 +76,8 @@ class SandboxLimits:
 
 @dataclass(frozen=True)
 class ExecResult:
-    outputs: tuple  # per input: int/float result, or None (raised / timed out / not a number)
+    outputs: tuple  # per input: int/float result, or None (raised / timed out / not a number);
+    # program mode: per check 1/0, or for a value check the repr of its value (or None)
     status: str     # "ok", "timeout", "crashed", "rejected"
 
 
@@ -109,7 +112,7 @@ def _recv(fd: int, deadline: float | None = None, max_len: int = 2**31):
 
 def _valid_outputs(obj, n: int) -> bool:
     return (type(obj) is list and len(obj) == n
-            and all(v is None or type(v) in (int, float) for v in obj))
+            and all(v is None or type(v) in (int, float, str) for v in obj))  # str: a value check
 
 
 # ------------------------------------------------------------------------ worker side
@@ -147,20 +150,49 @@ def _program_builtins() -> dict:
     return out
 
 
+def _plain(v, depth: int = 0):
+    """v as builtin data that repr() writes and ast.literal_eval() reads back (a namedtuple
+    as a tuple, a Counter as a dict); anything else raises. Not a defence: the host
+    compares whatever comes back with an expected value the child never saw."""
+    if depth > 100:
+        raise ValueError("too deep")
+    if v is None:
+        return None
+    if isinstance(v, (bool, int, float, complex, str, bytes)):
+        return _base_type(v)(v)
+    if isinstance(v, (list, tuple)):
+        items = [_plain(x, depth + 1) for x in v]
+        return items if isinstance(v, list) else tuple(items)
+    if isinstance(v, (set, frozenset)):
+        return {_plain(x, depth + 1) for x in v}
+    if isinstance(v, dict):
+        return {_plain(k, depth + 1): _plain(x, depth + 1) for k, x in v.items()}
+    raise TypeError(type(v).__name__)
+
+
+def _base_type(v) -> type:
+    return next(t for t in (bool, int, float, complex, str, bytes) if isinstance(v, t))
+
+
 def _run_program(expr, checks) -> list:
-    """Program mode: exec the answer once, then each check in its namespace: 1 passed, 0 not."""
+    """Program mode: exec the answer once, then each check in its namespace: 1 passed, 0 not;
+    a value check ("=" + expression) gives the repr of the expression's value instead."""
     ns = {"__builtins__": _program_builtins(), "__name__": "answer"}
     try:
         exec(compile(expr, "<answer>", "exec"), ns)
     except BaseException:
-        return [0] * len(checks)
+        return [None if c.startswith("=") else 0 for c in checks]
     outs = []
     for c in checks:
         try:
-            exec(compile(c, "<check>", "exec"), ns)
-            outs.append(1)
+            if c.startswith("="):
+                text = repr(_plain(eval(compile(c[1:], "<check>", "eval"), ns)))
+                outs.append(text if len(text) <= 16384 else None)
+            else:
+                exec(compile(c, "<check>", "exec"), ns)
+                outs.append(1)
         except BaseException:
-            outs.append(0)
+            outs.append(None if c.startswith("=") else 0)
     return outs
 
 
@@ -300,7 +332,7 @@ def _precheck(expr, checks=None) -> bool:
     try:
         ast.parse(expr, mode=mode)
         for c in checks or ():
-            ast.parse(c, mode="exec")
+            ast.parse(c[1:], mode="eval") if c.startswith("=") else ast.parse(c, mode="exec")
         return True
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return False
@@ -415,10 +447,41 @@ class Sandbox:
         return [_score(r, tests) for r, (_, tests) in zip(results, items)]
 
     def score_programs(self, items, limits: SandboxLimits | None = None) -> list[float]:
-        """(program, checks) pairs -> share of checks that ran without an exception."""
-        results = self.evaluate_many([(p, [], list(checks)) for p, checks in items], limits)
-        return [sum(o == 1 for o in r.outputs) / len(r.outputs)
-                if r.status == "ok" and r.outputs else 0.0 for r in results]
+        """(program, checks) pairs -> share of checks passed. `assert L == R` with a literal R
+        is a value check: the child returns L's value and the host compares it with R, so
+        an answer that writes "all passed" to the result pipe itself, or returns an object
+        equal to everything, passes no such check."""
+        specs = [[_value_check(c) for c in checks] for _, checks in items]
+        results = self.evaluate_many(
+            [(p, [], [c if v is None else "=" + v[0] for c, v in zip(checks, vs)])
+             for (p, checks), vs in zip(items, specs)], limits)
+        return [sum(_passed(o, v) for o, v in zip(r.outputs, vs)) / len(r.outputs)
+                if r.status == "ok" and r.outputs else 0.0 for r, vs in zip(results, specs)]
+
+
+def _value_check(check: str):
+    """(source of L, R) if `check` is `assert L == R` with R a literal, else None."""
+    try:
+        tree = ast.parse(check, mode="exec")
+        stmt = tree.body[0] if len(tree.body) == 1 else None
+        test = stmt.test if isinstance(stmt, ast.Assert) else None
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+            return None
+        return ast.unparse(test.left), ast.literal_eval(test.comparators[0])
+    except Exception:  # not Python, or R is not a literal: an ordinary check
+        return None
+
+
+def _passed(out, spec) -> bool:
+    """A check passed: 1 from an ordinary one, L's value equal to R from a value check."""
+    if spec is None:
+        return type(out) is int and out == 1
+    if type(out) is not str:
+        return False
+    try:
+        return bool(ast.literal_eval(out) == spec[1])
+    except Exception:  # not a literal (a forged or garbled output), too deep, ...
+        return False
 
 
 def _job(key) -> list:

@@ -243,3 +243,30 @@ def test_thousand_answers_with_hostile_mix():
     print(f"\n1000 answers ({len(set(e for e, _ in items))} distinct) scored in {dt:.2f} s")
     assert scores == expected
     assert dt < 30
+
+
+ADD_CHECKS = ["assert add(1, 2) == 3", "assert add(2, 2) == 4", "assert add(0, 0) == 0"]
+FORGE = "import sys\nos = sys.modules['os']\nos.write(3, b'[1, 1, 1]')\nos._exit(0)"
+ALWAYS_EQUAL = "class A:\n    def __eq__(self, other):\n        return True\ndef add(a, b):\n    return A()"
+
+
+@pytest.mark.parametrize("program,expected", [
+    ("def add(a, b):\n    return a + b", 1.0),
+    ("def add(a, b):\n    return 3 if a == 1 else 0", 2 / 3),
+    (FORGE, 0.0),         # writes "all passed" to the result pipe itself
+    (ALWAYS_EQUAL, 0.0),  # returns an object equal to every expected value
+    ("raise SystemExit(0)", 0.0),
+], ids=["right", "partial", "forged-verdict", "always-equal", "system-exit"])
+def test_program_mode_answer_cannot_forge_its_verdict(sb, program, expected):
+    """Program mode (MBPP): `assert L == R` checks are scored on the host from L's value, so
+    one universal answer cannot pass every problem's asserts."""
+    assert sb.score_programs([(program, ADD_CHECKS)]) == [pytest.approx(expected)]
+
+
+def test_program_mode_value_checks_keep_assert_semantics(sb):
+    prog = ("import collections\nP = collections.namedtuple('P', 'a b')\n"
+            "def f(x):\n    return collections.Counter(x)\ndef g():\n    return P(3, {1})\n")
+    checks = ["assert f([1, 1, 2]) == {1: 2, 2: 1}", "assert g() == (3.0, {1})",
+              "assert f([]) == {}", "assert g()[0] == True", "assert len(g()) == 2, 'msg'",
+              "assert g().a in (3, 4)"]  # the last one is an ordinary check
+    assert sb.score_programs([(prog, checks)]) == [pytest.approx(5 / 6)]
