@@ -92,9 +92,13 @@ def cmd_submit(args) -> int:
 
 
 def cmd_build(args) -> int:
+    from clbench.errors import UserError
     from clbench.leaderboard.build import build
 
     board = Path(args.board)
+    if board.exists() and not board.is_dir():
+        raise UserError(f"leaderboard build: --board {board} is a file; give the board folder "
+                        "that `clbench submit --board` filed results into")
     problems = build(board)
     if problems:
         for p in problems:

@@ -368,6 +368,13 @@ def test_build_refuses_an_invalid_submission(board, capsys, std_doc):
     assert (board / "README.md").read_bytes() == before
 
 
+def test_board_that_is_a_file_is_exit_2_and_kept(tmp_path, capsys):
+    f = tmp_path / "board.txt"
+    f.write_text("keep me")
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(f))
+    assert rc == 2 and "is a file" in out and f.read_text() == "keep me"
+
+
 def test_empty_board_builds(tmp_path, capsys):
     assert cli(capsys, "leaderboard", "build", "--board", str(tmp_path))[0] == 0
     assert "No submissions yet" in (tmp_path / "README.md").read_text()
@@ -447,3 +454,71 @@ def test_committed_board_is_the_build_of_the_committed_submissions(tmp_path, cap
     for name in ("README.md", "index.html"):
         assert (tmp_path / name).read_bytes() == (REPO / "leaderboard" / name).read_bytes(), \
             f"leaderboard/{name} is stale: run `clbench leaderboard build`"
+
+
+# ----------------------------------------------------------------------------- tampering
+@pytest.fixture
+def filed_doc():
+    """A committed standard entry: a valid document without a training run."""
+    path = sorted((REPO / "leaderboard" / "submissions" / "math-then-code").glob("es-seed0-*.json"))[0]
+    return json.loads(path.read_text())
+
+
+def test_filed_doc_is_valid(filed_doc):
+    assert validate_doc(filed_doc).problems == []
+
+
+def test_score_that_no_count_of_correct_answers_gives_is_rejected(filed_doc):
+    """Scores are correct / scored items: an edited 0.7312 on 200 items cannot be a run's,
+    even when the summary was recomputed to match it."""
+    doc = copy.deepcopy(filed_doc)
+    j = doc["matrix"]["columns"].index("code")
+    doc["matrix"]["values"][2][j] = round(doc["matrix"]["values"][2][j] + 0.0013, 6)
+    problems = validate_doc(resummarize(doc)).problems
+    assert len(problems) == 1 and problems[0].startswith(f"matrix.values[2][{j}]: code = ")
+    assert "not a whole number of correct answers out of the 200 scored" in problems[0]
+
+
+@pytest.mark.parametrize("field,key,value", [
+    ("examples_per_column", "sort", 0), ("steps_per_task", "code", -5),
+    ("completions_per_task", "code", -1)])
+def test_custom_entry_cannot_report_negative_or_empty_counts(filed_doc, field, key, value):
+    doc = copy.deepcopy(filed_doc)
+    doc["custom"] = "a smaller budget"
+    doc["budget"][field][key] = value
+    problems = validate_doc(doc).problems
+    assert f"budget.{field}.{key}: {value}; a count of at least" in "\n".join(problems), problems
+
+
+def test_markdown_of_submitter_text_has_no_image_link_or_extra_cell(filed_doc, tmp_path, capsys):
+    from clbench.leaderboard.build import _md
+
+    assert _md("a\\|b") == "a\\\\\\|b"  # "\|" would end its own escape and split the cell
+    board = tmp_path / "board"
+    doc = copy.deepcopy(filed_doc)
+    doc["custom"] = "see ![x](http://evil.example/p.png) and [y](javascript:alert(1)) *big*"
+    dump(board / "submissions" / "math-then-code" / "custom.json", doc)
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
+    assert rc == 0, out
+    text = (board / "README.md").read_text()
+    assert "![x](" not in text and "[y](" not in text
+    assert "see \\!\\[x\\](http://evil.example/p.png) and \\[y\\](javascript:alert(1)) \\*big\\*" in text
+
+
+def test_one_result_per_seed(filed_doc, tmp_path, capsys):
+    """A second run of the same seed (say, the luckier one) is refused on submit, and a
+    board holding both is not built, rather than showing whichever sorts first."""
+    board = tmp_path / "board"
+    first = dump(tmp_path / "a" / "result.json", filed_doc)
+    twin = copy.deepcopy(filed_doc)
+    twin["cost"]["wall_seconds"] += 1.0
+    second = dump(tmp_path / "b" / "result.json", twin)
+    assert cli(capsys, "submit", str(first), "--board", str(board))[0] == 0
+    rc, out = cli(capsys, "submit", str(second), "--board", str(board))
+    assert rc == 1 and "seed: es seed 0 of this config is already filed as" in out
+    other = copy.deepcopy(twin)
+    other["seed"] = 1  # another seed is fine
+    assert cli(capsys, "submit", str(dump(tmp_path / "c" / "result.json", other)), "--board", str(board))[0] == 0
+    dump(board / "submissions" / "math-then-code" / "zz-copied-by-hand.json", twin)
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
+    assert rc == 1 and "zz-copied-by-hand.json: seed: es seed 0 is already on the board as es-seed0-" in out

@@ -67,7 +67,7 @@ class Group:
     custom: str | None
     budget: str
     data_access: set = field(default_factory=set)
-    runs: dict = field(default_factory=dict)  # seed -> numbers (first file in sorted order wins)
+    runs: dict = field(default_factory=dict)  # seed -> numbers (one file per seed)
 
     @property
     def config_id(self) -> str:
@@ -92,9 +92,17 @@ def _sequence_note(r: RunResult) -> str:
             f"scored completions per task; sequence fingerprint `{r.sequence.fingerprint}`.")
 
 
+def group_key(r: RunResult) -> tuple:
+    """The board row a run belongs to: one figure per seed in it."""
+    model = f"{r.model.name} ({r.model.fingerprint[:8]})"
+    return (r.sequence.name, r.method.name, json.dumps(r.method.config, sort_keys=True), model,
+            r.custom or "", _budget_note(r) if r.custom is not None else "")
+
+
 def collect(board: Path, registry=None, base_scores=None):
     """({sequence: groups ranked}, {sequence: one-line description}, problems of invalid files)."""
     groups: dict[tuple, Group] = {}
+    filed: dict[tuple, Path] = {}
     notes: dict[str, str] = {}
     problems = []
     base_scores = load_base_scores() if base_scores is None else base_scores  # once, not per file
@@ -107,11 +115,14 @@ def collect(board: Path, registry=None, base_scores=None):
         if path.parent.name != r.sequence.name:
             problems.append(f"{path}: sequence.name: {r.sequence.name} filed under {path.parent.name}")
             continue
-        model = f"{r.model.name} ({r.model.fingerprint[:8]})"
-        key = (r.sequence.name, r.method.name, json.dumps(r.method.config, sort_keys=True), model,
-               r.custom or "", _budget_note(r) if r.custom is not None else "")
-        g = groups.setdefault(key, Group(r.method.name, r.method.config, model, r.custom, key[-1]))
-        g.runs.setdefault(r.seed, entry_numbers(r))
+        key = group_key(r)
+        g = groups.setdefault(key, Group(r.method.name, r.method.config, key[3], r.custom, key[-1]))
+        if r.seed in g.runs:
+            problems.append(f"{path}: seed: {r.method.name} seed {r.seed} is already on the board as "
+                            f"{filed[key, r.seed].name}; keep one result per seed")
+            continue
+        filed[key, r.seed] = path
+        g.runs[r.seed] = entry_numbers(r)
         notes.setdefault(r.sequence.name, _sequence_note(r))
         g.data_access |= {k for k, on in r.data_access.model_dump().items() if on}
     by_seq: dict[str, list[Group]] = {}
@@ -122,10 +133,16 @@ def collect(board: Path, registry=None, base_scores=None):
     return dict(sorted(by_seq.items())), notes, problems
 
 
+MD_SPECIAL = "\\`*_[]!~|"  # links, images, emphasis, code spans, strikethrough, table cells
+
+
 def _md(text: str) -> str:
-    """Submitter text (model name, custom reason) as inert Markdown: no HTML tags (an
-    <img> on the README), no '|' (a table cell of its own), no newline (a heading)."""
-    return html.escape(" ".join(text.split()), quote=False).replace("|", "\\|")
+    """Submitter text (model name, custom reason) as inert Markdown: no HTML tags or
+    ![image](url) (a picture fetched on every view of the README), no '|' (a table cell
+    of its own; its backslash escaped first, so that "\\|" cannot unescape it), no
+    newline (a heading)."""
+    text = "".join("\\" + c if c in MD_SPECIAL else c for c in " ".join(text.split()))
+    return html.escape(text, quote=False)
 
 
 def _md_config(config: dict) -> str:

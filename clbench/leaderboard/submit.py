@@ -13,11 +13,26 @@ from pathlib import Path
 
 from clbench.atomic import write_bytes
 from clbench.leaderboard.parse import ParseError, load_bytes, read_capped
+from clbench.leaderboard.build import group_key
 from clbench.leaderboard.validate import validate_doc
+from clbench.results import RunResult
 
 
 class SubmitError(ValueError):
     """The submission was not filed; the message says why."""
+
+
+def _same_seed(folder: Path, r) -> Path | None:
+    """A filed result in r's board row with r's seed: a second one would let a submitter
+    keep the luckiest of several runs, and `leaderboard build` refuses the pair."""
+    for path in sorted(folder.glob(f"{r.method.name}-seed{r.seed}-*.json")):
+        try:
+            other = RunResult.model_validate_json(read_capped(path))
+        except (ParseError, ValueError):
+            continue  # an invalid file is for `leaderboard build` to name
+        if other.seed == r.seed and group_key(other) == group_key(r):
+            return path
+    return None
 
 
 def submit(result_path: Path, board: Path, custom: str | None = None, registry=None,
@@ -44,6 +59,10 @@ def submit(result_path: Path, board: Path, custom: str | None = None, registry=N
     r = verdict.result
     digest = hashlib.sha256(data).hexdigest()[:12]
     path = board / "submissions" / r.sequence.name / f"{r.method.name}-seed{r.seed}-{digest}.json"
+    same = None if path.exists() else _same_seed(path.parent, r)  # the same bytes: said below
+    if same is not None:
+        raise SubmitError(f"seed: {r.method.name} seed {r.seed} of this config is already filed as "
+                          f"{same}; the board keeps one result per seed (run another seed)")
     try:
         write_bytes(path, data, exclusive=True)
     except FileExistsError:

@@ -24,6 +24,7 @@ from clbench.results import SCHEMA_VERSION, RunResult
 
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # in file names; fullmatch ("$" allows "es\n")
 SUMMARY_TOL = 1e-9  # recomputation is the same float arithmetic; only JSON round-off remains
+GRAIN_TOL = 1e-6   # score * items is an integer up to float round-off
 ROW0_TOL = 1e-9     # row 0 is greedy, deterministic scoring of fixed weights on fixed items
 MAX_REASON = 200    # a custom reason is one line of the board's README
 
@@ -113,6 +114,7 @@ def _check(r: RunResult, reg, base_scores: dict, v: Verdict) -> None:
     if not _check_sequence(r, seq, reg, P):
         return  # a different sequence: shape and budget checks would only repeat it
     if _check_matrix(r, seq, P):
+        _check_granularity(r, reg, P)
         _check_summary(r, seq, P)
         _check_base(r, seq, reg, base_scores, P, v.deviations.append)
     _check_budget(r, seq, reg, P, v.deviations.append)
@@ -157,6 +159,21 @@ def _check_matrix(r, seq, P) -> bool:
         ok = False
         P(f"matrix.values: {e}")
     return ok
+
+
+def _check_granularity(r, reg, P) -> None:
+    """A score of our own task is correct answers / items scored, so times the items it is
+    a whole number: 0.7312 on 200 items is an edited number, not a run's."""
+    from clbench.lm_eval_probe import LmEvalProbe
+
+    for j, col in enumerate(r.matrix.columns):
+        n = r.budget.examples_per_column.get(col)
+        if not n or n < 1 or isinstance(reg.task(col), LmEvalProbe):  # lm-eval's metric: not ours
+            continue
+        for i, row in enumerate(r.matrix.values):
+            if abs(row[j] * n - round(row[j] * n)) > GRAIN_TOL:
+                P(f"matrix.values[{i}][{j}]: {col} = {row[j]} is not a whole number of correct "
+                  f"answers out of the {n} scored (budget.examples_per_column.{col})")
 
 
 def _close(a, b, tol: float) -> bool:
@@ -236,6 +253,7 @@ def _check_budget(r, seq, reg, P, D) -> None:
             D(f"budget.completions_per_task.{t}: {n} completions exceed the budget's {reg_b.completions}")
     if b.eval_split != "test":
         D(f"budget.eval_split: {b.eval_split!r}; the matrix must be scored on 'test'")
+    _check_counts(b, P)
     columns = seq.tasks + seq.probes
     if set(b.examples_per_column) != set(columns):
         P(f"budget.examples_per_column: keys {sorted(b.examples_per_column)}; expected {sorted(columns)}")
@@ -247,6 +265,18 @@ def _check_budget(r, seq, reg, P, D) -> None:
             P(f"budget.examples_per_column.{c}: {n} is more than the {size} test examples")
         elif n < size:
             D(f"budget.examples_per_column.{c}: evaluated on {n} of {size} test examples (eval_limit)")
+
+
+def _check_counts(b, P) -> None:
+    """Counts a custom entry may depart in still cannot be negative, and a column scored on
+    no item has no score: the board would show them as the entry's budget."""
+    for k in ("steps_per_task", "completions_per_task", "examples_per_column"):
+        least = 1 if k == "examples_per_column" else 0
+        for t, n in getattr(b, k).items():
+            if n < least:
+                P(f"budget.{k}.{t}: {n}; a count of at least {least} is needed")
+    if b.curve_examples < 0:
+        P(f"budget.curve_examples: {b.curve_examples} is negative")
 
 
 def _check_environment(r, P) -> None:
