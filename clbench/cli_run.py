@@ -80,12 +80,16 @@ def build_config(args):
                 "output", "dtype", "device"):
         if getattr(args, key) is not None:
             fields[key] = getattr(args, key)
-    mc = dict(fields.get("method_config") or {})
+    mc = fields.get("method_config") or {}
+    if not isinstance(mc, dict):
+        raise UserError(f"--config: method_config must be a mapping of hyperparameters, e.g. "
+                        f"method_config: {{sigma: 0.01}}; got {mc!r}")
+    mc = dict(mc)
     for kv in args.set:
-        if "=" not in kv:
+        k, v = kv.split("=", 1) if "=" in kv else ("", "")
+        if not k.strip():
             raise UserError(f"--set {kv!r}: write KEY=VALUE, e.g. --set sigma=0.01")
-        k, v = kv.split("=", 1)
-        mc[k.strip()] = yaml.safe_load(v)
+        mc[k.strip()] = _set_value(kv, v)
     if getattr(args, "backend", None):
         mc["backend"] = args.backend
     fields["method_config"] = mc
@@ -106,6 +110,18 @@ def build_config(args):
         raise UserError(describe_validation_error(e, where="method_config.") +
                         f" (allowed keys for {cfg.method}: {_method_fields(method_cls)})") from None
     return cfg
+
+
+def _set_value(kv: str, text: str):
+    """The value of --set KEY=VALUE, read as YAML (0.01, true, [1, 2]); a string that is
+    not valid YAML (an unclosed bracket) is a usage error, not a traceback."""
+    from clbench.errors import UserError
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UserError(f"--set {kv!r}: the value is not valid YAML ({str(e).splitlines()[0]}); "
+                        "quote it, e.g. --set 'key=\"[1\"'") from None
 
 
 def cmd_run(args) -> int:
@@ -146,7 +162,11 @@ def cmd_run(args) -> int:
         if out.exists() and any(out.iterdir()):
             raise UserError(f"--output: {out} is not empty; choose another folder, or continue "
                             f"an interrupted run with --resume {out}")
-        write_json(out / "config.json", cfg.model_dump(mode="json"))
+        try:
+            write_json(out / "config.json", cfg.model_dump(mode="json"))
+        except OSError as e:  # a parent that is a file, no permission, ...
+            raise UserError(f"--output: cannot create {out} ({e.strerror}); give a folder "
+                            "you can write") from None
         resume = False
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     con = _console()

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class MethodConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # a NaN or infinite hyperparameter (--set sigma=.inf) passes every bound check
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Method:

@@ -165,6 +165,34 @@ def test_resume_with_a_corrupt_config_exit_2(tmp_path):
     assert p.returncode == 2 and "config.json" in p.stderr and "Traceback" not in p.stderr
 
 
+RUN = ["run", "--method", "es", "--sequence", "math-then-code"]
+
+
+@pytest.mark.parametrize("args,config,needle", [
+    (["--set", "sigma=[1"], None, "--set 'sigma=[1': the value is not valid YAML"),
+    (["--set", "=5"], None, "--set '=5': write KEY=VALUE"),
+    (["--set", "sigma=.inf"], None, "method_config.sigma: Input should be a finite number"),
+    (["--set", "alpha=.nan"], None, "method_config.alpha: Input should be a finite number"),
+    ([], "method_config: 5\n", "--config: method_config must be a mapping"),
+    ([], "method_config: abc\n", "--config: method_config must be a mapping"),
+], ids=["set-bad-yaml", "set-empty-key", "set-inf", "set-nan", "config-int", "config-str"])
+def test_bad_run_input_is_exit_2_naming_the_field(tmp_path, args, config, needle):
+    if config is not None:
+        (tmp_path / "c.yaml").write_text(config)
+        args = ["--config", str(tmp_path / "c.yaml")]
+    p = clbench(*RUN, *args, "--output", str(tmp_path / "o"), check=False)
+    assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_below_a_file_is_exit_2_and_keeps_the_file(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("keep me")
+    p = clbench(*RUN, "--output", str(f / "run"), check=False)
+    assert p.returncode == 2 and "--output: cannot create" in p.stderr and "Traceback" not in p.stderr
+    assert f.read_text() == "keep me"
+
+
 def test_report_writes_figures_and_a_self_contained_page(quick_run, tmp_path):
     out = tmp_path / "rep"
     clbench("report", str(quick_run), "--output", str(out))
