@@ -16,6 +16,7 @@ Values are scores in [0, 1]. A metric that a sequence cannot define
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Optional
 
 Matrix = list[list[float]]
@@ -98,10 +99,12 @@ def probe_delta(matrix: Matrix, tasks: list[str], probes: list[str]) -> dict[str
 
 
 def validate(matrix: Matrix, tasks: list[str], probes: list[str]) -> None:
-    """Raise ValueError unless ``matrix`` is (T+1) x (T+P) of finite numbers."""
+    """Raise ValueError unless ``matrix`` is (T+1) x (T+P) of finite numbers in [0, 1]."""
     T, P = len(tasks), len(probes)
     if T < 1:
         raise ValueError("need at least one task; got an empty task list")
+    if len(set(tasks + probes)) != T + P:  # probe_delta is keyed by name: one would vanish
+        raise ValueError(f"column names repeat: tasks {tasks}, probes {probes}")
     if len(matrix) != T + 1:
         raise ValueError(
             f"matrix has {len(matrix)} rows; expected T+1 = {T + 1} "
@@ -114,13 +117,18 @@ def validate(matrix: Matrix, tasks: list[str], probes: list[str]) -> None:
                 f"({T} task(s) then {P} probe(s))"
             )
         for c, value in enumerate(row):
-            name = tasks[c] if c < T else probes[c - T]
-            try:
-                ok = math.isfinite(float(value))
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                raise ValueError(f"matrix[{i}][{c}] ({name!r}) is {value!r}; expected a finite number")
+            if not _is_score(value):
+                name = tasks[c] if c < T else probes[c - T]
+                raise ValueError(f"matrix[{i}][{c}] ({name!r}) is {value!r}; "
+                                 "expected a finite number in [0, 1]")
+
+
+def _is_score(value) -> bool:
+    """A real number in [0, 1]. float() alone would take "0.5" and True (as 1.0), and
+    NaN or 1.5 would give metrics outside what a score matrix can produce."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(float(value)) and 0.0 <= float(value) <= 1.0
 
 
 def summarize(matrix: Matrix, tasks: list[str], probes: list[str]) -> dict:

@@ -141,5 +141,7 @@ class RunResult(Doc):
 
     @classmethod
     def read(cls, path: str | Path) -> "RunResult":
-        return cls.model_validate(json.loads(Path(path).read_text()))
+        """Strict, as the leaderboard validates: lax mode would read `true` as a score of 1.0
+        and "0.5" as 0.5, so an edited file would be shown as if a run had written it."""
+        return cls.model_validate(json.loads(Path(path).read_text()), strict=True)
 

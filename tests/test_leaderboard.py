@@ -468,6 +468,52 @@ def test_filed_doc_is_valid(filed_doc):
     assert validate_doc(filed_doc).problems == []
 
 
+def _summary(fn):
+    def f(doc):
+        fn(doc["summary"])
+    return f
+
+
+# (id, edit of a committed entry's summary, text of the problem); the matrix is untouched
+TAMPERED_SUMMARY = [
+    ("bwt-null", _summary(lambda s: s.update(bwt=None)), "summary.bwt: None does not match"),
+    ("fwt-null", _summary(lambda s: s.update(fwt=None)), "summary.fwt: None does not match"),
+    ("forgetting-shifted", _summary(lambda s: s.update(forgetting=s["forgetting"] + 1e-6)),
+     "summary.forgetting:"),
+    ("avalanche-shifted", _summary(lambda s: s.update(forgetting_avalanche=0.5)),
+     "summary.forgetting_avalanche: 0.5 does not match"),
+    ("probe-value", _summary(lambda s: s["probe_delta"].update(reverse=0.25)),
+     "summary.probe_delta.reverse: 0.25 does not match"),
+    ("probe-extra", _summary(lambda s: s["probe_delta"].update(gsm8k=0.0)), "summary.probe_delta: keys"),
+    ("probe-missing", _summary(lambda s: s["probe_delta"].pop("sort")), "summary.probe_delta: keys"),
+    ("probe-null", _summary(lambda s: s["probe_delta"].update(sort=None)),
+     "summary.probe_delta.sort: Input should be a valid number"),
+    ("acc-bool", _summary(lambda s: s.update(acc=True)), "summary.acc: Input should be a valid number"),
+    ("score-bool", lambda d: d["matrix"]["values"][1].__setitem__(3, True),
+     "matrix.values.1.3: Input should be a valid number"),
+]
+
+
+@pytest.mark.parametrize("name,edit,message", TAMPERED_SUMMARY, ids=[t[0] for t in TAMPERED_SUMMARY])
+def test_summary_must_be_the_recomputation_of_the_matrix(filed_doc, name, edit, message):
+    doc = copy.deepcopy(filed_doc)
+    edit(doc)
+    problems = validate_doc(doc).problems
+    assert any(message in p for p in problems), problems
+
+
+def test_run_result_read_refuses_a_bool_or_string_score(filed_doc, tmp_path):
+    """Lax pydantic reads `true` as 1.0 and "0.5" as 0.5; a report would show them."""
+    from clbench.results import RunResult
+
+    assert RunResult.read(dump(tmp_path / "ok.json", filed_doc)).seed == filed_doc["seed"]
+    for i, value in enumerate([True, "0.5"]):
+        doc = copy.deepcopy(filed_doc)
+        doc["summary"]["acc"] = value
+        with pytest.raises(ValueError, match="summary.acc"):
+            RunResult.read(dump(tmp_path / f"bad{i}.json", doc))
+
+
 def test_score_that_no_count_of_correct_answers_gives_is_rejected(filed_doc):
     """Scores are correct / scored items: an edited 0.7312 on 200 items cannot be a run's,
     even when the summary was recomputed to match it."""
