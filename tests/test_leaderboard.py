@@ -568,3 +568,15 @@ def test_one_result_per_seed(filed_doc, tmp_path, capsys):
     dump(board / "submissions" / "math-then-code" / "zz-copied-by-hand.json", twin)
     rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
     assert rc == 1 and "zz-copied-by-hand.json: seed: es seed 0 is already on the board as es-seed0-" in out
+
+
+def test_custom_reason_is_on_the_html_board_escaped(filed_doc, tmp_path, capsys):
+    """The page shows why an entry is custom, as it does in the README, and as text only."""
+    board = tmp_path / "board"
+    doc = copy.deepcopy(filed_doc)
+    doc["custom"] = "half the budget <script>alert(1)</script>"
+    dump(board / "submissions" / "math-then-code" / "custom.json", doc)
+    assert cli(capsys, "leaderboard", "build", "--board", str(board))[0] == 0
+    page = (board / "index.html").read_text()
+    assert "<li>C1 es " in page and "half the budget &lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert" not in page

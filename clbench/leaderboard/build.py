@@ -260,7 +260,10 @@ def render_html(by_seq: dict[str, list[Group]], notes: dict[str, str]) -> str:
         parts.append(f"<h2>{html.escape(seq)}</h2><p>{html.escape(notes[seq]).replace('`', '')}</p>")
         parts.append(_html_table(std) if std else "<p>No standard entries yet.</p>")
         if cus:
-            parts.append("<h3>Custom entries (not comparable with the table above)</h3>" + _html_table(cus))
+            parts.append("<h3>Custom entries (not comparable with the table above)</h3>" + _html_table(cus)
+                         + "<ul>" + "".join(f"<li>C{i} {html.escape(g.method)} {g.config_id}: "
+                                            f"{html.escape(g.custom)} ({html.escape(g.budget)})</li>"
+                                            for i, g in enumerate(cus, 1)) + "</ul>")
         parts.append("<h3>New-task gain against probe change (one point per method; labels are the "
                      "tables' row numbers; bars: ±1 sd over seeds; hollow: custom)</h3>" + _plot(gs))
     parts.append("</body></html>")
