@@ -22,6 +22,7 @@ worker imports TRL, so import overhead cancels in the differences.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -100,8 +101,6 @@ def worker(method: str, path: str, device: str, profile_tensors: bool = True) ->
     rss_imports = peak_rss()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     t0 = time.time()
-    import contextlib
-
     with (profile(activities=acts, profile_memory=True) if profile_tensors else contextlib.nullcontext()) as prof:
         lm = load_model(path, device=device)
 

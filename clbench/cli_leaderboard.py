@@ -78,8 +78,7 @@ def cmd_submit(args) -> int:
         path = path / "result.json"
     if not path.is_file():
         raise UserError(f"submit: {path} does not exist; give a finished run folder (with result.json)")
-    if Path(args.board).exists() and not Path(args.board).is_dir():
-        raise UserError(f"submit: --board {args.board} is not a folder")
+    _board_folder(args.board, "submit")
     try:
         dest = submit(path, Path(args.board), custom=args.custom)
     except SubmitError as e:
@@ -91,14 +90,22 @@ def cmd_submit(args) -> int:
     return 0
 
 
-def cmd_build(args) -> int:
+def _board_folder(board: str, command: str) -> Path:
+    """--board as a folder (it may not exist yet); a file there is a usage error, not a
+    traceback from deep inside writing the board."""
     from clbench.errors import UserError
+
+    path = Path(board)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{command}: --board {board} is not a folder (it is a file); give the board folder "
+                        "that `clbench submit --board` files results into")
+    return path
+
+
+def cmd_build(args) -> int:
     from clbench.leaderboard.build import build
 
-    board = Path(args.board)
-    if board.exists() and not board.is_dir():
-        raise UserError(f"leaderboard build: --board {board} is a file; give the board folder "
-                        "that `clbench submit --board` filed results into")
+    board = _board_folder(args.board, "leaderboard build")
     problems = build(board)
     if problems:
         for p in problems:

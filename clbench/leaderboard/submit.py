@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from clbench.atomic import write_bytes
-from clbench.leaderboard.parse import ParseError, load_bytes, read_capped
+from clbench.leaderboard.parse import ParseError, load_bytes, load_file, read_capped
 from clbench.leaderboard.build import group_key
 from clbench.leaderboard.validate import validate_doc
 from clbench.results import RunResult
@@ -27,7 +27,7 @@ def _same_seed(folder: Path, r) -> Path | None:
     keep the luckiest of several runs, and `leaderboard build` refuses the pair."""
     for path in sorted(folder.glob(f"{r.method.name}-seed{r.seed}-*.json")):
         try:
-            other = RunResult.model_validate_json(read_capped(path))
+            other = RunResult.model_validate(load_file(path), strict=True)
         except (ParseError, ValueError):
             continue  # an invalid file is for `leaderboard build` to name
         if other.seed == r.seed and group_key(other) == group_key(r):

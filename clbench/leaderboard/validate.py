@@ -168,7 +168,7 @@ def _check_granularity(r, reg, P) -> None:
 
     for j, col in enumerate(r.matrix.columns):
         n = r.budget.examples_per_column.get(col)
-        if not n or n < 1 or isinstance(reg.task(col), LmEvalProbe):  # lm-eval's metric: not ours
+        if not n or isinstance(reg.task(col), LmEvalProbe):  # n < 1: _check_counts; lm-eval's metric
             continue
         for i, row in enumerate(r.matrix.values):
             if abs(row[j] * n - round(row[j] * n)) > GRAIN_TOL:
