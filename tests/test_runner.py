@@ -142,6 +142,8 @@ def test_resume_of_a_finished_run_is_refused(quick_run):
     (["--dtype", "fp8"], "dtype"),
     (["--set", "population=7"], "even"),
     (["--set", "sigma"], "KEY=VALUE"),
+    (["--seed", "-1"], "seed: Input should be greater than or equal to 0"),
+    (["--seed", str(2**32)], "seed: Input should be less than or equal to 4294967295"),
 ])
 def test_bad_run_input_exit_2_and_nothing_written(args, needle, tmp_path):
     out = tmp_path / "never"
