@@ -72,7 +72,7 @@ def build_config(args):
     if args.config:
         try:
             fields = yaml.safe_load(Path(args.config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise UserError(f"--config: cannot read {args.config}: {e}") from None
         if not isinstance(fields, dict):
             raise UserError(f"--config: {args.config} must hold a mapping of run fields")
@@ -84,6 +84,9 @@ def build_config(args):
     if not isinstance(mc, dict):
         raise UserError(f"--config: method_config must be a mapping of hyperparameters, e.g. "
                         f"method_config: {{sigma: 0.01}}; got {mc!r}")
+    bad_keys = [k for k in mc if not isinstance(k, str)]
+    if bad_keys:  # a YAML key like `1:` would reach Config(**mc) as a TypeError
+        raise UserError(f"--config: method_config keys are hyperparameter names; got {bad_keys[0]!r}")
     mc = dict(mc)
     for kv in args.set:
         k, v = kv.split("=", 1) if "=" in kv else ("", "")

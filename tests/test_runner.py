@@ -177,10 +177,13 @@ RUN = ["run", "--method", "es", "--sequence", "math-then-code"]
     (["--set", "alpha=.nan"], None, "method_config.alpha: Input should be a finite number"),
     ([], "method_config: 5\n", "--config: method_config must be a mapping"),
     ([], "method_config: abc\n", "--config: method_config must be a mapping"),
-], ids=["set-bad-yaml", "set-empty-key", "set-inf", "set-nan", "config-int", "config-str"])
+    ([], "method_config: {1: 2}\n", "--config: method_config keys are hyperparameter names; got 1"),
+    ([], b"\xff\xfe method: es\n", "--config: cannot read"),
+], ids=["set-bad-yaml", "set-empty-key", "set-inf", "set-nan", "config-int", "config-str",
+        "config-int-key", "config-not-utf8"])
 def test_bad_run_input_is_exit_2_naming_the_field(tmp_path, args, config, needle):
     if config is not None:
-        (tmp_path / "c.yaml").write_text(config)
+        (tmp_path / "c.yaml").write_bytes(config if isinstance(config, bytes) else config.encode())
         args = ["--config", str(tmp_path / "c.yaml")]
     p = clbench(*RUN, *args, "--output", str(tmp_path / "o"), check=False)
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
