@@ -133,7 +133,6 @@ def cmd_run(args) -> int:
     from clbench.atomic import write_json
     from clbench.cli import _console
     from clbench.errors import UserError
-    from clbench.config import RunConfig
     from clbench.runner import Runner
 
     if getattr(args, "data_dir", None):
@@ -141,18 +140,7 @@ def cmd_run(args) -> int:
     if getattr(args, "ray_address", None):
         os.environ["RAY_ADDRESS"] = args.ray_address
     if args.resume:
-        cfg_path = Path(args.resume) / "config.json"
-        if not cfg_path.exists():
-            raise UserError(f"--resume: {args.resume} has no config.json; not a clbench run folder")
-        try:
-            cfg = RunConfig.model_validate(json.loads(cfg_path.read_text()))
-        except (OSError, ValueError) as e:  # JSON and validation errors are ValueErrors
-            raise UserError(f"--resume: {cfg_path} is unreadable or not a run config ({e}); "
-                            "start a new run instead") from None
-        if (Path(args.resume) / "result.json").exists():
-            raise UserError(f"--resume: {args.resume} already finished (result.json exists)")
-        # killed before its first checkpoint: nothing to keep, so it starts over in place
-        resume = (Path(args.resume) / "checkpoint" / "state.json").exists()
+        cfg, resume = _resume_config(args)
     else:
         cfg = build_config(args)
         from clbench.model import resolve_model_path
@@ -176,6 +164,41 @@ def cmd_run(args) -> int:
     result = Runner(cfg, console=con).run(resume=resume)
     _print_summary(con, result, cfg.output)
     return 0
+
+
+# flags that set the run's config: on --resume the config is the folder's own
+RUN_FLAGS = ("method", "sequence", "model", "seed", "steps", "eval_every", "eval_limit",
+             "curve_examples", "output", "dtype", "device", "backend", "config", "set")
+
+
+def _resume_config(args):
+    """(the run's config, whether a checkpoint exists) of the folder given to --resume. The
+    folder is the output wherever config.json says it was written: a moved run, or one
+    resumed from another working directory, must not write into some other folder."""
+    from clbench.checkpoint import Checkpointer
+    from clbench.config import RunConfig
+    from clbench.errors import UserError
+
+    given = [f"--{k.replace('_', '-')}" for k in RUN_FLAGS if getattr(args, k, None) not in (None, [])]
+    if given:
+        raise UserError(f"--resume continues a run with the config it started with; drop "
+                        f"{', '.join(given)} (or start a new run in another folder)")
+    folder = Path(args.resume)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise UserError(f"--resume: {args.resume} has no config.json; not a clbench run folder")
+    try:
+        cfg = RunConfig.model_validate(json.loads(cfg_path.read_text()))
+    except (OSError, ValueError) as e:  # JSON, UTF-8 and validation errors are ValueErrors
+        raise UserError(f"--resume: {cfg_path} is unreadable or not a run config ({e}); "
+                        "start a new run instead") from None
+    if (folder / "result.json").exists():
+        raise UserError(f"--resume: {args.resume} already finished (result.json exists)")
+    ckpt = Checkpointer(folder)
+    if ckpt.exists():
+        ckpt.check()
+    # killed before its first checkpoint: nothing to keep, so it starts over in place
+    return cfg.model_copy(update={"output": str(folder)}), ckpt.exists()
 
 
 def _check_data(cfg) -> None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 QUICK = ["--steps", "3", "--eval-every", "1", "--eval-limit", "16",
          "--set", "population=4", "--set", "batch_size=4", "--set", "backend=inprocess"]
@@ -165,6 +166,73 @@ def test_resume_with_a_corrupt_config_exit_2(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     p = clbench("run", "--resume", str(tmp_path), check=False)
     assert p.returncode == 2 and "config.json" in p.stderr and "Traceback" not in p.stderr
+
+
+def _run_folder(path: Path, **config) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = {"method": "es", "sequence": "math-then-code", "output": str(path), **config}
+    (path / "config.json").write_text(json.dumps(cfg))
+    return path
+
+
+def test_resume_writes_into_the_folder_it_was_given(tmp_path, monkeypatch, capsys):
+    """config.json's output is where the run was started (relative to that working
+    directory); a moved folder resumed into that other, maybe existing, folder."""
+    import clbench.runner
+    from clbench.cli import main
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, cfg, console=None):
+            seen["output"] = cfg.output
+
+        def run(self, resume=False):
+            raise KeyboardInterrupt  # stop before any model work
+
+    monkeypatch.setattr(clbench.runner, "Runner", Recorder)
+    moved = _run_folder(tmp_path / "moved", output=str(tmp_path / "elsewhere"))
+    assert main(["run", "--resume", str(moved)]) == 130
+    assert seen["output"] == str(moved) and not (tmp_path / "elsewhere").exists()
+
+
+def test_resume_refuses_flags_it_would_ignore(tmp_path):
+    folder = _run_folder(tmp_path / "r")
+    p = clbench("run", "--resume", str(folder), "--steps", "5", "--set", "sigma=0.1", check=False)
+    assert p.returncode == 2 and "drop --steps, --set" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("damage", ["state", "weights"])
+def test_resume_with_a_damaged_checkpoint_exit_2(tmp_path, damage):
+    folder = _run_folder(tmp_path / "r")
+    ck = folder / "checkpoint"
+    ck.mkdir()
+    (ck / "state.json").write_text("{torn" if damage == "state" else "{}")
+    (ck / "weights.safetensors").write_bytes(b"not safetensors")
+    p = clbench("run", "--resume", str(folder), check=False)
+    assert p.returncode == 2 and f"--resume: {ck} is damaged" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and sorted(ck.iterdir()) == [ck / "state.json", ck / "weights.safetensors"]
+
+
+def test_checkpoint_method_state_is_not_unpickled_as_code(embedded, tmp_path):
+    """method.pt went through torch.load(weights_only=False): an edited one ran code."""
+    from clbench.checkpoint import Checkpointer, RunState
+    from clbench.errors import UserError
+    from clbench.method import Method
+    from clbench.model import param_copy
+
+    ck = Checkpointer(tmp_path)
+    ck.save(embedded.model, param_copy(embedded.model), RunState.fresh(), {"step": torch.ones(1)})
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('x')",))
+
+    torch.save({"step": Payload()}, ck.dir / "method.pt")
+    with pytest.raises(UserError, match="method.pt is not a method state"):
+        ck.load(embedded.model, Method(Method.Config()))
+    assert not marker.exists()
 
 
 RUN = ["run", "--method", "es", "--sequence", "math-then-code"]
