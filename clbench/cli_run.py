@@ -52,8 +52,23 @@ def add_commands(sub) -> None:
                                    "component and layer between BASE and TUNED model folders.")
     s.add_argument("base", help="base model folder, or 'embedded'")
     s.add_argument("tuned", help="tuned model folder, or a run's OUT folder (uses its checkpoint)")
-    s.add_argument("--tau", type=float, default=1e-6, help="|delta| <= tau counts as unchanged")
+    s.add_argument("--tau", type=_tau, default=1e-6, help="|delta| <= tau counts as unchanged")
     s.set_defaults(func=cmd_analyze)
+
+
+def _tau(text: str) -> float:
+    """--tau as a finite, non-negative threshold: a NaN or negative one counts nothing as
+    unchanged and prints a sparsity of 0 (or nan) as if it were measured."""
+    import argparse
+    import math
+
+    try:
+        tau = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(tau) or tau < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite threshold >= 0, e.g. 1e-6")
+    return tau
 
 
 def _method_fields(method_cls) -> str:
@@ -249,13 +264,16 @@ def cmd_report(args) -> int:
     from clbench.report import build_report
 
     for d in args.runs:
-        if not (Path(d) / "result.json").exists():
+        if not (Path(d) / "result.json").is_file():
             raise UserError(f"report: {d} has no result.json (a finished run folder is needed)")
     out = Path(args.output) if args.output else Path(args.runs[0]) / "report"
     try:
         page = build_report([Path(d) for d in args.runs], out)
     except (ValidationError, ValueError) as e:
         raise UserError(f"report: a result.json is not a valid RunResult: {str(e)[:300]}") from None
+    except OSError as e:  # an unreadable result.json, an --output below a file
+        raise UserError(f"report: {e.filename}: {e.strerror}; give readable run folders and a "
+                        "writable --output folder") from None
     _console().print(f"wrote {page}")
     return 0
 
@@ -271,14 +289,23 @@ def cmd_analyze(args) -> int:
     def weights(path: str) -> dict:
         ck = Path(path) / "checkpoint" / "weights.safetensors"
         if ck.exists():
+            from safetensors import SafetensorError
             from safetensors.torch import load_file
 
-            return load_file(str(ck))
+            try:
+                return load_file(str(ck))
+            except (OSError, SafetensorError) as e:
+                raise UserError(f"analyze: {ck} is not readable safetensors ({e}); give a model "
+                                "folder or a run folder with an intact checkpoint") from None
         return {n: p.detach() for n, p in load_model(path).model.named_parameters()}
 
     base, tuned = weights(args.base), weights(args.tuned)
-    if set(base) != set(tuned):
-        raise UserError("analyze: the two models have different parameters; same architecture needed")
+    reshaped = [n for n in base if n in tuned and base[n].shape != tuned[n].shape]
+    if set(base) != set(tuned) or reshaped:
+        raise UserError("analyze: the two models have different parameters"
+                        + (f" ({reshaped[0]}: {tuple(base[reshaped[0]].shape)} vs "
+                           f"{tuple(tuned[reshaped[0]].shape)})" if reshaped else "")
+                        + "; same architecture needed")
     rep = geometry.geometry_report(base, tuned, taus=(args.tau,))
     con = _console()
     key = f"{args.tau:g}"

@@ -235,6 +235,39 @@ def test_checkpoint_method_state_is_not_unpickled_as_code(embedded, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("case", ["corrupt", "reshaped", "tau"])
+def test_analyze_bad_input_exit_2_naming_it(embedded, tmp_path, capsys, case):
+    """A torn checkpoint, one of another shape under the same names, or a negative --tau
+    gave a traceback (or a sparsity of 0 printed as if measured)."""
+    from safetensors.torch import save_file
+
+    from clbench.cli import main
+
+    ck = tmp_path / "run" / "checkpoint"
+    ck.mkdir(parents=True)
+    weights = {n: p.detach().clone() for n, p in embedded.model.named_parameters()}
+    first = next(iter(weights))
+    if case == "corrupt":
+        (ck / "weights.safetensors").write_bytes(b"not safetensors")
+    else:
+        save_file({**weights, first: weights[first][:5].contiguous()}, str(ck / "weights.safetensors"))
+    args = ["analyze", "embedded", str(tmp_path / "run")] + (["--tau", "-1"] if case == "tau" else [])
+    try:
+        rc = main(args)
+    except SystemExit as e:  # argparse's usage error
+        rc = e.code
+    err = capsys.readouterr().err
+    needle = {"corrupt": "is not readable safetensors", "reshaped": f"({first}: (99, 192) vs (5, 192))",
+              "tau": "argument --tau: '-1': give a finite threshold >= 0"}[case]
+    assert rc == 2 and needle in err and "Traceback" not in err, err
+
+
+def test_report_of_a_folder_whose_result_json_is_a_folder_exit_2(tmp_path):
+    (tmp_path / "run" / "result.json").mkdir(parents=True)
+    p = clbench("report", str(tmp_path / "run"), check=False)
+    assert p.returncode == 2 and "has no result.json" in p.stderr and "Traceback" not in p.stderr
+
+
 RUN = ["run", "--method", "es", "--sequence", "math-then-code"]
 
 
