@@ -158,9 +158,9 @@ def cmd_run(args) -> int:
         cfg, resume = _resume_config(args)
     else:
         cfg = build_config(args)
-        from clbench.model import resolve_model_path
+        from clbench.model import check_model
 
-        resolve_model_path(cfg.model)  # a missing model is an error before anything is written
+        check_model(cfg.model)  # a missing or broken model is an error before anything is written
         _check_data(cfg)
         out = Path(cfg.output)
         if out.exists() and not out.is_dir():

@@ -155,6 +155,21 @@ def test_bad_run_input_exit_2_and_nothing_written(args, needle, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("files", [{"config.json": "{torn"}, {"config.json": '{"model_type": "llama"}'}],
+                         ids=["torn-config", "no-weights"])
+def test_model_folder_that_cannot_load_exit_2_and_nothing_written(tmp_path, files):
+    """Only config.json's existence was checked: the run folder was written, then loading
+    failed, and the retry was told to --resume a run that could never start."""
+    model = tmp_path / "model"
+    model.mkdir()
+    for name, text in files.items():
+        (model / name).write_text(text)
+    out = tmp_path / "never"
+    p = clbench(*RUN, "--model", str(model), "--output", str(out), check=False)
+    assert p.returncode == 2 and "model:" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not out.exists()
+
+
 def test_output_that_is_a_file_is_refused(tmp_path):
     f = tmp_path / "file.txt"
     f.write_text("keep me")
