@@ -9,13 +9,16 @@ folder is replaced atomically each time, so a long run never fills the disk.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, Field
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from clbench.atomic import replace_dir, write_json
+from clbench.errors import UserError
 from clbench.model import params
 from clbench.results import DataAccess
 
@@ -36,6 +39,18 @@ class RunState(BaseModel):
     def fresh(cls) -> "RunState":
         return cls(cost={"wall_seconds": 0.0, "forward_tokens": 0, "backward_tokens": 0,
                          "members_scored": 0, "completions": 0})
+
+
+def _check_shapes(weights: dict, model) -> None:
+    """The checkpoint's tensors are the model's, name for name and shape for shape."""
+    own = dict(model.named_parameters())
+    missing = sorted(set(own) - set(weights))
+    if missing:
+        raise UserError(f"--resume: checkpoint weights lack {missing[:3]}; wrong model for this run")
+    wrong = [n for n in own if tuple(weights[n].shape) != tuple(own[n].shape)]
+    if wrong:
+        raise UserError(f"--resume: checkpoint tensor {wrong[0]} has shape {tuple(weights[wrong[0]].shape)}, "
+                        f"the model's is {tuple(own[wrong[0]].shape)}; wrong model for this run")
 
 
 def _cpu(weights: dict) -> dict[str, torch.Tensor]:
@@ -60,18 +75,34 @@ class Checkpointer:
 
         replace_dir(self.dir, fill)
 
+    def check(self) -> None:
+        """Read what a resume loads, before any model work: a torn or edited checkpoint
+        is a usage error naming the folder, not a traceback after the model has loaded."""
+        try:
+            RunState.model_validate_json((self.dir / "state.json").read_text())
+            for name in ("weights.safetensors", "task_start.safetensors"):
+                with safe_open(str(self.dir / name), "pt") as f:
+                    f.keys()
+        except (OSError, ValueError, SafetensorError) as e:
+            raise UserError(f"--resume: {self.dir} is damaged ({str(e).splitlines()[0][:200]}); "
+                            "start a new run in another folder") from None
+
     def load(self, model, method) -> RunState:
         weights = load_file(str(self.dir / "weights.safetensors"))
-        missing = set(dict(model.named_parameters())) - set(weights)
-        if missing:
-            raise ValueError(f"checkpoint: weights lack {sorted(missing)[:3]}; wrong model for this run")
+        _check_shapes(weights, model)
         model.load_state_dict(weights, strict=False)
         if (self.dir / "method.pt").exists():
-            method.load_state_dict(torch.load(self.dir / "method.pt", weights_only=False))
+            try:  # tensors and plain containers only: an edited pickle runs no code
+                state = torch.load(self.dir / "method.pt", weights_only=True)
+            except (OSError, RuntimeError, pickle.UnpicklingError) as e:
+                raise UserError(f"--resume: {self.dir / 'method.pt'} is not a method state of "
+                                f"tensors and plain values ({str(e).splitlines()[0][:200]})") from None
+            method.load_state_dict(state)
         return RunState.model_validate(json.loads((self.dir / "state.json").read_text()))
 
     def load_task_start(self, model) -> dict[str, torch.Tensor]:
         ts = load_file(str(self.dir / "task_start.safetensors"))
+        _check_shapes(ts, model)
         device = next(model.parameters()).device
         # the model's parameter order, so sums over tensors add up in the same order
         return {n: ts[n].to(device) for n, _ in model.named_parameters()}

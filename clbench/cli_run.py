@@ -52,8 +52,23 @@ def add_commands(sub) -> None:
                                    "component and layer between BASE and TUNED model folders.")
     s.add_argument("base", help="base model folder, or 'embedded'")
     s.add_argument("tuned", help="tuned model folder, or a run's OUT folder (uses its checkpoint)")
-    s.add_argument("--tau", type=float, default=1e-6, help="|delta| <= tau counts as unchanged")
+    s.add_argument("--tau", type=_tau, default=1e-6, help="|delta| <= tau counts as unchanged")
     s.set_defaults(func=cmd_analyze)
+
+
+def _tau(text: str) -> float:
+    """--tau as a finite, non-negative threshold: a NaN or negative one counts nothing as
+    unchanged and prints a sparsity of 0 (or nan) as if it were measured."""
+    import argparse
+    import math
+
+    try:
+        tau = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(tau) or tau < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite threshold >= 0, e.g. 1e-6")
+    return tau
 
 
 def _method_fields(method_cls) -> str:
@@ -72,7 +87,7 @@ def build_config(args):
     if args.config:
         try:
             fields = yaml.safe_load(Path(args.config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise UserError(f"--config: cannot read {args.config}: {e}") from None
         if not isinstance(fields, dict):
             raise UserError(f"--config: {args.config} must hold a mapping of run fields")
@@ -84,6 +99,9 @@ def build_config(args):
     if not isinstance(mc, dict):
         raise UserError(f"--config: method_config must be a mapping of hyperparameters, e.g. "
                         f"method_config: {{sigma: 0.01}}; got {mc!r}")
+    bad_keys = [k for k in mc if not isinstance(k, str)]
+    if bad_keys:  # a YAML key like `1:` would reach Config(**mc) as a TypeError
+        raise UserError(f"--config: method_config keys are hyperparameter names; got {bad_keys[0]!r}")
     mc = dict(mc)
     for kv in args.set:
         k, v = kv.split("=", 1) if "=" in kv else ("", "")
@@ -130,7 +148,6 @@ def cmd_run(args) -> int:
     from clbench.atomic import write_json
     from clbench.cli import _console
     from clbench.errors import UserError
-    from clbench.config import RunConfig
     from clbench.runner import Runner
 
     if getattr(args, "data_dir", None):
@@ -138,23 +155,12 @@ def cmd_run(args) -> int:
     if getattr(args, "ray_address", None):
         os.environ["RAY_ADDRESS"] = args.ray_address
     if args.resume:
-        cfg_path = Path(args.resume) / "config.json"
-        if not cfg_path.exists():
-            raise UserError(f"--resume: {args.resume} has no config.json; not a clbench run folder")
-        try:
-            cfg = RunConfig.model_validate(json.loads(cfg_path.read_text()))
-        except (OSError, ValueError) as e:  # JSON and validation errors are ValueErrors
-            raise UserError(f"--resume: {cfg_path} is unreadable or not a run config ({e}); "
-                            "start a new run instead") from None
-        if (Path(args.resume) / "result.json").exists():
-            raise UserError(f"--resume: {args.resume} already finished (result.json exists)")
-        # killed before its first checkpoint: nothing to keep, so it starts over in place
-        resume = (Path(args.resume) / "checkpoint" / "state.json").exists()
+        cfg, resume = _resume_config(args)
     else:
         cfg = build_config(args)
-        from clbench.model import resolve_model_path
+        from clbench.model import check_model
 
-        resolve_model_path(cfg.model)  # a missing model is an error before anything is written
+        check_model(cfg.model)  # a missing or broken model is an error before anything is written
         _check_data(cfg)
         out = Path(cfg.output)
         if out.exists() and not out.is_dir():
@@ -173,6 +179,41 @@ def cmd_run(args) -> int:
     result = Runner(cfg, console=con).run(resume=resume)
     _print_summary(con, result, cfg.output)
     return 0
+
+
+# flags that set the run's config: on --resume the config is the folder's own
+RUN_FLAGS = ("method", "sequence", "model", "seed", "steps", "eval_every", "eval_limit",
+             "curve_examples", "output", "dtype", "device", "backend", "config", "set")
+
+
+def _resume_config(args):
+    """(the run's config, whether a checkpoint exists) of the folder given to --resume. The
+    folder is the output wherever config.json says it was written: a moved run, or one
+    resumed from another working directory, must not write into some other folder."""
+    from clbench.checkpoint import Checkpointer
+    from clbench.config import RunConfig
+    from clbench.errors import UserError
+
+    given = [f"--{k.replace('_', '-')}" for k in RUN_FLAGS if getattr(args, k, None) not in (None, [])]
+    if given:
+        raise UserError(f"--resume continues a run with the config it started with; drop "
+                        f"{', '.join(given)} (or start a new run in another folder)")
+    folder = Path(args.resume)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise UserError(f"--resume: {args.resume} has no config.json; not a clbench run folder")
+    try:
+        cfg = RunConfig.model_validate(json.loads(cfg_path.read_text()))
+    except (OSError, ValueError) as e:  # JSON, UTF-8 and validation errors are ValueErrors
+        raise UserError(f"--resume: {cfg_path} is unreadable or not a run config ({e}); "
+                        "start a new run instead") from None
+    if (folder / "result.json").exists():
+        raise UserError(f"--resume: {args.resume} already finished (result.json exists)")
+    ckpt = Checkpointer(folder)
+    if ckpt.exists():
+        ckpt.check()
+    # killed before its first checkpoint: nothing to keep, so it starts over in place
+    return cfg.model_copy(update={"output": str(folder)}), ckpt.exists()
 
 
 def _check_data(cfg) -> None:
@@ -223,13 +264,16 @@ def cmd_report(args) -> int:
     from clbench.report import build_report
 
     for d in args.runs:
-        if not (Path(d) / "result.json").exists():
+        if not (Path(d) / "result.json").is_file():
             raise UserError(f"report: {d} has no result.json (a finished run folder is needed)")
     out = Path(args.output) if args.output else Path(args.runs[0]) / "report"
     try:
         page = build_report([Path(d) for d in args.runs], out)
     except (ValidationError, ValueError) as e:
         raise UserError(f"report: a result.json is not a valid RunResult: {str(e)[:300]}") from None
+    except OSError as e:  # an unreadable result.json, an --output below a file
+        raise UserError(f"report: {e.filename}: {e.strerror}; give readable run folders and a "
+                        "writable --output folder") from None
     _console().print(f"wrote {page}")
     return 0
 
@@ -245,14 +289,23 @@ def cmd_analyze(args) -> int:
     def weights(path: str) -> dict:
         ck = Path(path) / "checkpoint" / "weights.safetensors"
         if ck.exists():
+            from safetensors import SafetensorError
             from safetensors.torch import load_file
 
-            return load_file(str(ck))
+            try:
+                return load_file(str(ck))
+            except (OSError, SafetensorError) as e:
+                raise UserError(f"analyze: {ck} is not readable safetensors ({e}); give a model "
+                                "folder or a run folder with an intact checkpoint") from None
         return {n: p.detach() for n, p in load_model(path).model.named_parameters()}
 
     base, tuned = weights(args.base), weights(args.tuned)
-    if set(base) != set(tuned):
-        raise UserError("analyze: the two models have different parameters; same architecture needed")
+    reshaped = [n for n in base if n in tuned and base[n].shape != tuned[n].shape]
+    if set(base) != set(tuned) or reshaped:
+        raise UserError("analyze: the two models have different parameters"
+                        + (f" ({reshaped[0]}: {tuple(base[reshaped[0]].shape)} vs "
+                           f"{tuple(tuned[reshaped[0]].shape)})" if reshaped else "")
+                        + "; same architecture needed")
     rep = geometry.geometry_report(base, tuned, taus=(args.tau,))
     con = _console()
     key = f"{args.tau:g}"

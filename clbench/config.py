@@ -82,7 +82,8 @@ class RunConfig(Strict):
     method: str = Field(description="registered method name (see `clbench list`)")
     sequence: str = Field(description="registered sequence name")
     model: str = Field("embedded", description="'embedded' or a local Hugging Face model folder")
-    seed: int = Field(0, description="seeds noise, batches and everything random")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds noise, batches and everything "
+                      "random; numpy's range, which transformers' set_seed (GRPO, EWC) requires")
     steps: int | None = Field(None, ge=1, description="override update steps per task (quick runs)")
     eval_every: int | None = Field(None, ge=1, description="override steps between curve points")
     eval_limit: int | None = Field(None, ge=1, description="score only the first N test items per "

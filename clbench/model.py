@@ -99,6 +99,26 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
+def check_model(name_or_path: str) -> str:
+    """resolve_model_path, and for a local folder also read its config and find weights:
+    `clbench run` writes config.json once this passes, so a folder with a torn config.json
+    or no weights must fail here rather than leave a run folder that cannot start."""
+    path = resolve_model_path(name_or_path)
+    if not Path(path).is_dir() or path == str(EMBEDDED_DIR):
+        return path
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise ModelNotFound(f"model: {path}/config.json is not a model config ({str(e)[:160]}); "
+                            "point --model at a saved Hugging Face model folder") from None
+    if not any(Path(path).glob("*.safetensors")) and not any(Path(path).glob("*.bin")):
+        raise ModelNotFound(f"model: folder {path} holds no weights (*.safetensors or *.bin); "
+                            "point --model at a saved Hugging Face model folder")
+    return path
+
+
 def _in_hub_cache(repo_id: str) -> bool:
     """A hub name already downloaded loads offline from the cache: nothing is fetched."""
     try:
@@ -173,5 +193,5 @@ def stop_token_ids(tokenizer, newline: bool = True) -> list[int]:
     return ids
 
 
-__all__ = ["build_char_tokenizer", "tiny_config", "load_model", "weights_fingerprint",
+__all__ = ["build_char_tokenizer", "tiny_config", "load_model", "check_model", "weights_fingerprint",
            "stop_token_ids", "ModelNotFound", "EMBEDDED_DIR"]

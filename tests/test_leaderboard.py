@@ -570,6 +570,25 @@ def test_one_result_per_seed(filed_doc, tmp_path, capsys):
     assert rc == 1 and "zz-copied-by-hand.json: seed: es seed 0 is already on the board as es-seed0-" in out
 
 
+@pytest.mark.parametrize("where", ["wall", "drift"])
+def test_huge_finite_figures_are_refused_not_a_build_crash(filed_doc, tmp_path, capsys, where):
+    """Two seeds of 1.7e308 wall seconds (or drift) overflowed the board's mean: build
+    crashed with a traceback instead of naming the file."""
+    board = tmp_path / "board"
+    for seed in (0, 1):
+        doc = copy.deepcopy(filed_doc)
+        doc["seed"] = seed
+        if where == "wall":
+            doc["cost"]["wall_seconds"] = 1.7e308
+        else:
+            doc["geometry"]["code"]["drift_l2"]["overall"] = 1.7e308
+        dump(board / "submissions" / "math-then-code" / f"es-seed{seed}.json", doc)
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
+    field = "cost.wall_seconds" if where == "wall" else "geometry.code.drift_l2.overall"
+    assert rc == 1 and f"es-seed0.json: {field}: 1.7e+308 is beyond any real run" in out, out
+    assert not (board / "README.md").exists()
+
+
 def test_custom_reason_is_on_the_html_board_escaped(filed_doc, tmp_path, capsys):
     """The page shows why an entry is custom, as it does in the README, and as text only."""
     board = tmp_path / "board"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 QUICK = ["--steps", "3", "--eval-every", "1", "--eval-limit", "16",
          "--set", "population=4", "--set", "batch_size=4", "--set", "backend=inprocess"]
@@ -142,6 +143,8 @@ def test_resume_of_a_finished_run_is_refused(quick_run):
     (["--dtype", "fp8"], "dtype"),
     (["--set", "population=7"], "even"),
     (["--set", "sigma"], "KEY=VALUE"),
+    (["--seed", "-1"], "seed: Input should be greater than or equal to 0"),
+    (["--seed", str(2**32)], "seed: Input should be less than or equal to 4294967295"),
 ])
 def test_bad_run_input_exit_2_and_nothing_written(args, needle, tmp_path):
     out = tmp_path / "never"
@@ -149,6 +152,21 @@ def test_bad_run_input_exit_2_and_nothing_written(args, needle, tmp_path):
                 check=False)
     assert p.returncode == 2, p.stderr
     assert needle in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("files", [{"config.json": "{torn"}, {"config.json": '{"model_type": "llama"}'}],
+                         ids=["torn-config", "no-weights"])
+def test_model_folder_that_cannot_load_exit_2_and_nothing_written(tmp_path, files):
+    """Only config.json's existence was checked: the run folder was written, then loading
+    failed, and the retry was told to --resume a run that could never start."""
+    model = tmp_path / "model"
+    model.mkdir()
+    for name, text in files.items():
+        (model / name).write_text(text)
+    out = tmp_path / "never"
+    p = clbench(*RUN, "--model", str(model), "--output", str(out), check=False)
+    assert p.returncode == 2 and "model:" in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert not out.exists()
 
 
@@ -165,6 +183,106 @@ def test_resume_with_a_corrupt_config_exit_2(tmp_path):
     assert p.returncode == 2 and "config.json" in p.stderr and "Traceback" not in p.stderr
 
 
+def _run_folder(path: Path, **config) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = {"method": "es", "sequence": "math-then-code", "output": str(path), **config}
+    (path / "config.json").write_text(json.dumps(cfg))
+    return path
+
+
+def test_resume_writes_into_the_folder_it_was_given(tmp_path, monkeypatch, capsys):
+    """config.json's output is where the run was started (relative to that working
+    directory); a moved folder resumed into that other, maybe existing, folder."""
+    import clbench.runner
+    from clbench.cli import main
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, cfg, console=None):
+            seen["output"] = cfg.output
+
+        def run(self, resume=False):
+            raise KeyboardInterrupt  # stop before any model work
+
+    monkeypatch.setattr(clbench.runner, "Runner", Recorder)
+    moved = _run_folder(tmp_path / "moved", output=str(tmp_path / "elsewhere"))
+    assert main(["run", "--resume", str(moved)]) == 130
+    assert seen["output"] == str(moved) and not (tmp_path / "elsewhere").exists()
+
+
+def test_resume_refuses_flags_it_would_ignore(tmp_path):
+    folder = _run_folder(tmp_path / "r")
+    p = clbench("run", "--resume", str(folder), "--steps", "5", "--set", "sigma=0.1", check=False)
+    assert p.returncode == 2 and "drop --steps, --set" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("damage", ["state", "weights"])
+def test_resume_with_a_damaged_checkpoint_exit_2(tmp_path, damage):
+    folder = _run_folder(tmp_path / "r")
+    ck = folder / "checkpoint"
+    ck.mkdir()
+    (ck / "state.json").write_text("{torn" if damage == "state" else "{}")
+    (ck / "weights.safetensors").write_bytes(b"not safetensors")
+    p = clbench("run", "--resume", str(folder), check=False)
+    assert p.returncode == 2 and f"--resume: {ck} is damaged" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and sorted(ck.iterdir()) == [ck / "state.json", ck / "weights.safetensors"]
+
+
+def test_checkpoint_method_state_is_not_unpickled_as_code(embedded, tmp_path):
+    """method.pt went through torch.load(weights_only=False): an edited one ran code."""
+    from clbench.checkpoint import Checkpointer, RunState
+    from clbench.errors import UserError
+    from clbench.method import Method
+    from clbench.model import param_copy
+
+    ck = Checkpointer(tmp_path)
+    ck.save(embedded.model, param_copy(embedded.model), RunState.fresh(), {"step": torch.ones(1)})
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('x')",))
+
+    torch.save({"step": Payload()}, ck.dir / "method.pt")
+    with pytest.raises(UserError, match="method.pt is not a method state"):
+        ck.load(embedded.model, Method(Method.Config()))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("case", ["corrupt", "reshaped", "tau"])
+def test_analyze_bad_input_exit_2_naming_it(embedded, tmp_path, capsys, case):
+    """A torn checkpoint, one of another shape under the same names, or a negative --tau
+    gave a traceback (or a sparsity of 0 printed as if measured)."""
+    from safetensors.torch import save_file
+
+    from clbench.cli import main
+
+    ck = tmp_path / "run" / "checkpoint"
+    ck.mkdir(parents=True)
+    weights = {n: p.detach().clone() for n, p in embedded.model.named_parameters()}
+    first = next(iter(weights))
+    if case == "corrupt":
+        (ck / "weights.safetensors").write_bytes(b"not safetensors")
+    else:
+        save_file({**weights, first: weights[first][:5].contiguous()}, str(ck / "weights.safetensors"))
+    args = ["analyze", "embedded", str(tmp_path / "run")] + (["--tau", "-1"] if case == "tau" else [])
+    try:
+        rc = main(args)
+    except SystemExit as e:  # argparse's usage error
+        rc = e.code
+    err = capsys.readouterr().err
+    needle = {"corrupt": "is not readable safetensors", "reshaped": f"({first}: (99, 192) vs (5, 192))",
+              "tau": "argument --tau: '-1': give a finite threshold >= 0"}[case]
+    assert rc == 2 and needle in err and "Traceback" not in err, err
+
+
+def test_report_of_a_folder_whose_result_json_is_a_folder_exit_2(tmp_path):
+    (tmp_path / "run" / "result.json").mkdir(parents=True)
+    p = clbench("report", str(tmp_path / "run"), check=False)
+    assert p.returncode == 2 and "has no result.json" in p.stderr and "Traceback" not in p.stderr
+
+
 RUN = ["run", "--method", "es", "--sequence", "math-then-code"]
 
 
@@ -175,10 +293,13 @@ RUN = ["run", "--method", "es", "--sequence", "math-then-code"]
     (["--set", "alpha=.nan"], None, "method_config.alpha: Input should be a finite number"),
     ([], "method_config: 5\n", "--config: method_config must be a mapping"),
     ([], "method_config: abc\n", "--config: method_config must be a mapping"),
-], ids=["set-bad-yaml", "set-empty-key", "set-inf", "set-nan", "config-int", "config-str"])
+    ([], "method_config: {1: 2}\n", "--config: method_config keys are hyperparameter names; got 1"),
+    ([], b"\xff\xfe method: es\n", "--config: cannot read"),
+], ids=["set-bad-yaml", "set-empty-key", "set-inf", "set-nan", "config-int", "config-str",
+        "config-int-key", "config-not-utf8"])
 def test_bad_run_input_is_exit_2_naming_the_field(tmp_path, args, config, needle):
     if config is not None:
-        (tmp_path / "c.yaml").write_text(config)
+        (tmp_path / "c.yaml").write_bytes(config if isinstance(config, bytes) else config.encode())
         args = ["--config", str(tmp_path / "c.yaml")]
     p = clbench(*RUN, *args, "--output", str(tmp_path / "o"), check=False)
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr

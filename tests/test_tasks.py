@@ -88,6 +88,20 @@ def test_countdown_tagged_format_reward():
     assert score_tagged("3*5+7", [3, 5, 7], 22).reward == 0.0
 
 
+def test_tagged_scoring_is_linear_on_hostile_completions():
+    """Many unclosed <answer> tags made the lazy tag regexes quadratic (14 s for 160 kB)."""
+    import time
+
+    from clbench.tasks.gsm8k import score_gsm8k
+
+    start = time.perf_counter()
+    assert score_tagged("<answer>" * 50_000, [3, 5, 7], 22).reward == pytest.approx(0.05)
+    assert score_gsm8k("<think>" + "</think>\n<answer></answer>x" * 20_000, "1").reward == pytest.approx(0.06)
+    many = "<think></think>\n" + "<answer>1</answer>" * 20_000 + "<answer>3*5+7</answer>"
+    assert score_tagged(many, [3, 5, 7], 22).reward == pytest.approx(1.1)
+    assert time.perf_counter() - start < 2.0
+
+
 def test_countdown_targets_are_reachable_by_construction():
     rng = random.Random(7)
     for _ in range(300):

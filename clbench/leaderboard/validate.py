@@ -27,6 +27,7 @@ SUMMARY_TOL = 1e-9  # recomputation is the same float arithmetic; only JSON roun
 GRAIN_TOL = 1e-6   # score * items is an integer up to float round-off
 ROW0_TOL = 1e-9     # row 0 is greedy, deterministic scoring of fixed weights on fixed items
 MAX_REASON = 200    # a custom reason is one line of the board's README
+MAX_FIGURE = 1e15   # wall seconds or drift L2 beyond any real run (3e7 years of wall time)
 
 
 @dataclass
@@ -291,6 +292,14 @@ def _check_cost(r, P) -> None:
     for k, x in r.cost.model_dump().items():
         if x is not None and x < 0:
             P(f"cost.{k}: {x} is negative")
+    if r.cost.wall_seconds > MAX_FIGURE:
+        P(_too_large("cost.wall_seconds", r.cost.wall_seconds))
+
+
+def _too_large(where: str, x: float) -> str:
+    """The board averages these over seeds: two finite numbers near 1e308 overflow the
+    mean and crash `leaderboard build` for every entry, so they are refused here."""
+    return f"{where}: {x} is beyond any real run (at most {MAX_FIGURE:g})"
 
 
 def _check_curves(r, seq, P) -> None:
@@ -322,3 +331,5 @@ def _check_curves(r, seq, P) -> None:
         d = g.get("drift_l2", {}).get("overall") if isinstance(g.get("drift_l2"), dict) else None
         if not isinstance(d, (int, float)) or isinstance(d, bool) or d < 0:
             P(f"geometry.{t}.drift_l2.overall: {d!r}; a non-negative number is needed")
+        elif d > MAX_FIGURE:
+            P(_too_large(f"geometry.{t}.drift_l2.overall", d))

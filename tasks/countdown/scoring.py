@@ -14,8 +14,7 @@ from clbench.task import Score
 
 ALLOWED = re.compile(r"^[0-9+\-*/() ]+$")
 MAX_LEN = 64
-TAGGED = re.compile(r"^<think>.*?</think>\n<answer>.*?</answer>$", re.DOTALL)
-ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+OPEN, CLOSE, THINK, SEAM = "<answer>", "</answer>", "<think>", "</think>\n<answer>"
 
 
 def _eval(node: ast.AST) -> float:
@@ -76,13 +75,32 @@ def score_plain(completion: str, nums: list[int], target: int) -> Score:
     return Score(reward=0.1 * fmt + float(ok), correct=ok)
 
 
+def _exact_shape(text: str) -> bool:
+    """`<think>...</think>\\n<answer>...</answer>` with nothing around it, checked with
+    str.find: the regex form backtracks quadratically on a long hostile completion."""
+    seam = text.find(SEAM, len(THINK))
+    return (text.startswith(THINK) and text.endswith(CLOSE)
+            and seam != -1 and seam + len(SEAM) <= len(text) - len(CLOSE))
+
+
+def _last_answer(text: str) -> str | None:
+    """The last `<answer>...</answer>` pair, scanning left to right as a lazy regex would,
+    but linear: once an opening tag has no closing tag, no later one has either."""
+    last, pos = None, 0
+    while (start := text.find(OPEN, pos)) != -1:
+        end = text.find(CLOSE, start + len(OPEN))
+        if end == -1:
+            break
+        last, pos = text[start + len(OPEN):end], end + len(CLOSE)
+    return last
+
+
 def tagged_answer(completion: str) -> tuple[float, str | None]:
     """(format credit in [0, 1], the last <answer> tag's text or None) of a completion in
     the papers' <think>/<answer> format; every tagged task's score starts here."""
     text = completion.strip()
-    fmt = 1.0 if TAGGED.match(text) else 0.1 * ("<think>" in text) + 0.5 * ("<answer>" in text)
-    answers = ANSWER_TAG.findall(text)
-    return fmt, (answers[-1] if answers else None)
+    fmt = 1.0 if _exact_shape(text) else 0.1 * (THINK in text) + 0.5 * (OPEN in text)
+    return fmt, _last_answer(text)
 
 
 def score_tagged(completion: str, nums: list[int], target: int) -> Score:
