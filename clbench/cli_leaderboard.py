@@ -24,8 +24,10 @@ def add_commands(sub) -> None:
                                    "overwrites; exit 1 with the problems if it is not a valid entry.")
     s.add_argument("run", help="run folder holding result.json (or the JSON file itself)")
     s.add_argument("--custom", metavar="REASON",
-                   help="file as a custom entry (budget, evaluation or base model departs from the "
-                        "sequence's registered ones), ranked apart; say why")
+                   help="file as a custom entry, ranked apart, with this one-line reason (at most "
+                        "200 characters): needed when the budget or evaluation departs from the "
+                        "sequence's registered ones, or the sequence registers no base model; a "
+                        "different base model is refused even as custom")
     s.add_argument("--board", default="leaderboard", help="leaderboard folder (default: leaderboard)")
     s.set_defaults(func=cmd_submit)
 
