@@ -143,32 +143,42 @@ def build_parser() -> argparse.ArgumentParser:
                     "`clbench run --method es --sequence math-then-code`.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("list", help="show methods, tasks and sequences with their origin")
+    s = sub.add_parser("list", help="show methods, tasks and sequences with their origin",
+                       description="List every registered method (with what it needs from the runner), "
+                                   "task (role, kind, version) and sequence (tasks, probes, steps per "
+                                   "task), each with the package it came from. Method hyperparameters "
+                                   "are not listed: a bad `clbench run --set KEY=...` names them.")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("eval", help="score a model on a sequence's columns or on named tasks",
                        description="Score a model through the lm-eval harness and print a table.")
     s.add_argument("--model", default="embedded",
-                   help="'embedded' (the shipped tiny model) or a local Hugging Face model folder")
-    s.add_argument("--sequence", help="score every task and probe of this sequence")
+                   help="'embedded' (the shipped tiny model, default), a saved Hugging Face model "
+                        "folder, or a hub name (already in the HF cache, or with HF_HUB_OFFLINE=0 "
+                        "to download it)")
+    s.add_argument("--sequence", help="score every task and probe of this sequence "
+                   "(give exactly one of --sequence and --tasks)")
     s.add_argument("--tasks", help="comma-separated task names (ours, see `clbench list`)")
     s.add_argument("--split", default="test", choices=["dev", "test"],
                    help="test for reported numbers (default), dev for tuning")
     s.add_argument("--limit", type=_positive_int, default=None,
-                   help="score only the first N items of each task (quick checks)")
+                   help="score only the first N items of each task (quick checks; default: all)")
     s.add_argument("--output", help="write {model, scores, ...} to this JSON file")
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="weight dtype the model is loaded in (default float32)")
+    s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="where the model runs; auto = cuda when available (default cpu)")
     s.add_argument("--allow-lm-eval", action="store_true",
                    help="allow names of lm-eval's own tasks in --tasks (full scale)")
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("pretrain-base", help="reproduce the embedded base model from a seed",
                        description="Pretrain the embedded tiny model on the probe-heavy mixture.")
-    s.add_argument("--steps", type=_positive_int, default=1500, help="optimizer steps")
-    s.add_argument("--batch-size", type=_positive_int, default=128, help="sequences per step")
-    s.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--steps", type=_positive_int, default=1500, help="optimizer steps (default 1500)")
+    s.add_argument("--batch-size", type=_positive_int, default=128, help="sequences per step (default 128)")
+    s.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seeds the initial weights and the mixture's item stream (default 0)")
     s.add_argument("--output", help="model folder (default: the shipped clbench/assets/tiny-llama)")
     s.set_defaults(func=cmd_pretrain)
 

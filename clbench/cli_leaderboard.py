@@ -24,24 +24,38 @@ def add_commands(sub) -> None:
                                    "overwrites; exit 1 with the problems if it is not a valid entry.")
     s.add_argument("run", help="run folder holding result.json (or the JSON file itself)")
     s.add_argument("--custom", metavar="REASON",
-                   help="file as a custom entry (budget, evaluation or base model departs from the "
-                        "sequence's registered ones), ranked apart; say why")
+                   help="file as a custom entry, ranked apart, with this one-line reason (at most "
+                        "200 characters): needed when the budget or evaluation departs from the "
+                        "sequence's registered ones, or the sequence registers no base model; a "
+                        "different base model is refused even as custom")
     s.add_argument("--board", default="leaderboard", help="leaderboard folder (default: leaderboard)")
     s.set_defaults(func=cmd_submit)
 
     lb = sub.add_parser("leaderboard", help="validate submissions, build the board, register base scores")
     lsub = lb.add_subparsers(dest="leaderboard_command", required=True, metavar="ACTION")
-    s = lsub.add_parser("validate", help="check RunResult files as leaderboard entries (exit 1 if any fails)")
-    s.add_argument("files", nargs="+", help="RunResult JSON files")
+    s = lsub.add_parser("validate", help="check RunResult files as leaderboard entries (exit 1 if any fails)",
+                        description="Validate result.json files as leaderboard entries without "
+                                    "filing them: one line per problem (FILE: field: message); exit 0 "
+                                    "if all pass, 1 if any fails, 2 if a file is missing.")
+    s.add_argument("files", nargs="+", help="RunResult JSON files (a run's OUT/result.json)")
     s.set_defaults(func=cmd_validate)
-    s = lsub.add_parser("build", help="write BOARD/README.md and BOARD/index.html from the submissions")
+    s = lsub.add_parser("build", help="write BOARD/README.md and BOARD/index.html from the submissions",
+                        description="Rank the entries under BOARD/submissions/ and write BOARD/README.md "
+                                    "and BOARD/index.html; writes nothing and exits 1 while any "
+                                    "submission is invalid.")
     s.add_argument("--board", default="leaderboard", help="leaderboard folder (default: leaderboard)")
     s.set_defaults(func=cmd_build)
     s = lsub.add_parser("register-base",
                         help="score a base model on every column of the built-in sequences naming it "
-                             "and register the scores and its fingerprint (after retraining it)")
+                             "and register the scores and its fingerprint (after retraining it)",
+                        description="Score MODEL on the full test split of every column of the built-in "
+                                    "sequences that name it (as the runner scores row 0), then rewrite "
+                                    "base_model_fingerprint in their YAML and "
+                                    "clbench/assets/base_scores.json. If the fingerprint changes, entries "
+                                    "filed against the old one stop validating.")
     s.add_argument("--model", default="embedded", help="model name the sequences give (default embedded)")
-    s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="where the model is scored; auto = cuda when available (default cpu)")
     s.set_defaults(func=cmd_register_base)
 
 

@@ -15,15 +15,21 @@ def add_commands(sub) -> None:
                     "task (the accuracy matrix), record curves on the dev split, update geometry "
                     "and cost, and write OUT/result.json (also a leaderboard submission). "
                     "Example: clbench run --method es --sequence math-then-code --steps 5")
-    s.add_argument("--method", help="method name (see `clbench list`)")
-    s.add_argument("--sequence", help="sequence name (see `clbench list`)")
+    s.add_argument("--method", help="method name (see `clbench list`); required unless --config "
+                   "or --resume gives it")
+    s.add_argument("--sequence", help="sequence name (see `clbench list`); required unless --config "
+                   "or --resume gives it")
     s.add_argument("--model", help="'embedded' (default), a saved Hugging Face model folder, or a "
                    "hub name (already in the HF cache, or with HF_HUB_OFFLINE=0 to download it)")
     s.add_argument("--seed", type=int, help="run seed (default 0)")
-    s.add_argument("--steps", type=int, help="update steps per task, overriding the budget (quick runs)")
-    s.add_argument("--eval-every", type=int, help="steps between curve points")
-    s.add_argument("--eval-limit", type=int, help="score only the first N test items per column")
-    s.add_argument("--curve-examples", type=int, help="dev items per column at each curve point")
+    s.add_argument("--steps", type=int, help="update steps per task (default: the sequence's "
+                   "budget.steps); a run with other steps is only a custom leaderboard entry")
+    s.add_argument("--eval-every", type=int, help="steps between curve points (default: the "
+                   "sequence's budget.eval_every)")
+    s.add_argument("--eval-limit", type=int, help="score only the first N test items per column "
+                   "(default: all; a limited run is a custom leaderboard entry)")
+    s.add_argument("--curve-examples", type=int, help="dev items per column at each curve point "
+                   "(default: the sequence's budget.dev_examples)")
     s.add_argument("--output", help="output folder (default runs/METHOD-SEQUENCE-seedSEED)")
     s.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     s.add_argument("--device", help="cpu (default), cuda or auto")
@@ -37,7 +43,8 @@ def add_commands(sub) -> None:
                    help="method hyperparameter, e.g. --set sigma=0.01 (repeatable)")
     s.add_argument("--config", help="YAML file with run fields (method, sequence, seed, "
                    "method_config: {...}); flags override it")
-    s.add_argument("--resume", metavar="OUT", help="continue the interrupted run in OUT")
+    s.add_argument("--resume", metavar="OUT", help="continue the interrupted run in OUT with the "
+                   "settings saved in OUT/config.json (flags other than --data-dir and --ray-address are ignored)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("report", help="figures and an HTML page from one or more runs",
@@ -52,7 +59,8 @@ def add_commands(sub) -> None:
                                    "component and layer between BASE and TUNED model folders.")
     s.add_argument("base", help="base model folder, or 'embedded'")
     s.add_argument("tuned", help="tuned model folder, or a run's OUT folder (uses its checkpoint)")
-    s.add_argument("--tau", type=_tau, default=1e-6, help="|delta| <= tau counts as unchanged")
+    s.add_argument("--tau", type=_tau, default=1e-6,
+                   help="|delta| <= tau counts as unchanged (default 1e-6)")
     s.set_defaults(func=cmd_analyze)
 
 
