@@ -599,3 +599,36 @@ def test_custom_reason_is_on_the_html_board_escaped(filed_doc, tmp_path, capsys)
     page = (board / "index.html").read_text()
     assert "<li>C1 es " in page and "half the budget &lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert" not in page
+
+
+def _curve(key, value, index=-1):
+    def f(doc):
+        doc["curves"][index][key] = value
+    return f
+
+
+def _curve_score(value):
+    def f(doc):
+        point = doc["curves"][-1]
+        point["scores"]["sort"] = value
+    return f
+
+
+# (id, edit of a committed entry's curves, text of the problem); matrix and summary untouched
+TAMPERED_CURVES = [
+    ("step-beyond-budget", _curve("step", 151), "curves[-1].step: step 151, global_step"),
+    ("global-step-beyond-budget", _curve("global_step", 10**6), "beyond the budget run"),
+    ("huge-reward", _curve("reward", -1e300), "curves[-1].reward: -1e+300 is beyond any real run"),
+    ("huge-drift", _curve("drift_l2_task", 1e300), "curves[-1].drift_l2_task: 1e+300 is beyond"),
+    ("edited-score", _curve_score(0.7312), "curves[-1].scores.sort: 0.7312 is not a whole number"),
+]
+
+
+@pytest.mark.parametrize("name,edit,message", TAMPERED_CURVES, ids=[t[0] for t in TAMPERED_CURVES])
+def test_tampered_curve_is_refused(filed_doc, name, edit, message):
+    """A learning curve is part of the entry: one edited point must not pass as a run's."""
+    doc = copy.deepcopy(filed_doc)
+    edit(doc)
+    n = len(doc["curves"])
+    problems = [p.replace(f"curves[{n - 1}]", "curves[-1]") for p in validate_doc(doc).problems]
+    assert any(message in p for p in problems), problems

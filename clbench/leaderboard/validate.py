@@ -120,6 +120,7 @@ def _check(r: RunResult, reg, base_scores: dict, v: Verdict) -> None:
         _check_base(r, seq, reg, base_scores, P, v.deviations.append)
     _check_budget(r, seq, reg, P, v.deviations.append)
     _check_curves(r, seq, P)
+    _check_curve_granularity(r, reg, P)
 
 
 def _check_sequence(r, seq, reg, P) -> bool:
@@ -172,9 +173,33 @@ def _check_granularity(r, reg, P) -> None:
         if not n or isinstance(reg.task(col), LmEvalProbe):  # n < 1: _check_counts; lm-eval's metric
             continue
         for i, row in enumerate(r.matrix.values):
-            if abs(row[j] * n - round(row[j] * n)) > GRAIN_TOL:
+            if not _whole_count(row[j], n):
                 P(f"matrix.values[{i}][{j}]: {col} = {row[j]} is not a whole number of correct "
                   f"answers out of the {n} scored (budget.examples_per_column.{col})")
+
+
+def _whole_count(score: float, n: int) -> bool:
+    return abs(score * n - round(score * n)) <= GRAIN_TOL
+
+
+def _check_curve_granularity(r, reg, P) -> None:
+    """A curve point scores a generated task's first min(curve_examples, dev size) dev
+    items, so its scores are whole counts of those too: an edited learning curve is not
+    a run's. Data-file tasks (dev size set by the data) and lm-eval probes are skipped."""
+    from clbench.data_files import DatasetFamily
+    from clbench.lm_eval_probe import LmEvalProbe
+
+    sizes = {}
+    for col in r.matrix.columns:
+        fam = reg.task(col) if col in reg.tasks else None
+        if fam is not None and not isinstance(fam, (LmEvalProbe, DatasetFamily)):
+            sizes[col] = min(r.budget.curve_examples, fam.split_sizes["dev"])
+    for i, c in enumerate(r.curves):
+        for col, x in c.scores.items():
+            n = sizes.get(col)
+            if n and 0.0 <= x <= 1.0 and not _whole_count(x, n):
+                P(f"curves[{i}].scores.{col}: {x} is not a whole number of correct answers out of "
+                  f"the {n} dev items a curve point scores (budget.curve_examples {r.budget.curve_examples})")
 
 
 def _close(a, b, tol: float) -> bool:
@@ -304,15 +329,24 @@ def _too_large(where: str, x: float) -> str:
 
 def _check_curves(r, seq, P) -> None:
     columns = set(seq.tasks + seq.probes)
+    steps = r.budget.steps_per_task
+    total = sum(steps.values())
     last = -1
     for i, c in enumerate(r.curves):
         if c.task not in seq.tasks:
             P(f"curves[{i}].task: {c.task!r} is not a task of the sequence {seq.tasks}")
         if c.step < 0 or c.global_step < 0:
             P(f"curves[{i}].step: step {c.step}, global_step {c.global_step}; steps count from 0")
+        if c.step > steps.get(c.task, c.step) or c.global_step > total:
+            P(f"curves[{i}].step: step {c.step}, global_step {c.global_step} beyond the budget run "
+              f"(budget.steps_per_task {steps})")
+        if c.reward is not None and abs(c.reward) > MAX_FIGURE:
+            P(_too_large(f"curves[{i}].reward", c.reward))
         for k in ("drift_l2", "drift_l2_task"):
             if getattr(c, k) < 0:
                 P(f"curves[{i}].{k}: {getattr(c, k)} is negative")
+            elif getattr(c, k) > MAX_FIGURE:
+                P(_too_large(f"curves[{i}].{k}", getattr(c, k)))
         if not 0.0 <= c.sparsity <= 1.0:
             P(f"curves[{i}].sparsity: {c.sparsity} outside [0, 1]")
         extra = set(c.scores) - columns
