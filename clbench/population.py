@@ -5,9 +5,9 @@ A perturbation method (ES and its variants) hands the backend a picklable
 perturbation to a model replica, generates greedily, scores with the task's
 own scoring function, and undoes the perturbation. Weights never travel: every
 replica applies the same seeded update (`apply`), as in Qiu et al.
-(arXiv 2509.24372). `inprocess` uses the run's model; `local` runs one worker
-process per core, since batched greedy decoding of a tiny model gains little
-from a second thread (REFERENCE.md).
+(arXiv 2509.24372). `inprocess` uses the run's model; `local` runs `workers`
+processes (default 2, one per core of a 2-core machine), since batched greedy
+decoding of a tiny model gains little from a second thread (REFERENCE.md).
 """
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ def _worker(conn, model_path: str, dtype: str, threads: int) -> None:
 
 
 class LocalProcessBackend:
-    """One worker process per core, each with a model replica and one thread.
+    """`workers` processes (default 2, one per core here), each with a model replica and one thread.
 
     Members are split into contiguous chunks, one per worker, so the result
     order (and therefore the update) is the same as in-process.

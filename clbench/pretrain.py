@@ -61,7 +61,7 @@ def encode_batch(tok, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": lab}
 
 
-def pretrain(steps: int = 3000, batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
+def pretrain(steps: int = 1500, batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
              output: Path = EMBEDDED_DIR, progress: bool = True) -> dict:
     from transformers import LlamaForCausalLM
     from rich.progress import Progress
