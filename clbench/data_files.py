@@ -69,23 +69,32 @@ def read_file(path: Path) -> list[dict]:
     return data
 
 
-def _local_files(src: DataSource) -> dict[str, Path] | None:
+def split_files(folder: Path) -> dict[str, list[Path]]:
+    """{split: files} of a data folder, named after the split; the shards of one split
+    (train-00000-of-00002, train-00001-of-00002) are read together, none dropped."""
+    out: dict[str, list[Path]] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix in SUFFIXES:
+            out.setdefault(p.stem.split("-")[0], []).append(p)
+    return out
+
+
+def _local_files(src: DataSource) -> dict[str, list[Path]] | None:
     root = os.environ.get(DATA_ENV)
     if not root:
         return None
     folder = Path(root).expanduser() / src.task
     if folder.is_dir():
-        files = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES)
-        if not files:
+        named = split_files(folder)
+        if not named:
             raise UserError(f"data: {folder} holds no .parquet/.jsonl/.json file; {src.how_to_provide()}")
-        named = {p.stem.split("-")[0]: p for p in files}  # hub shards: train-00000-of-00001
-        if len(files) == 1 and not named.keys() & {"train", "test", "validation", "dev"}:
-            return {"train": files[0]}
+        if len(named) == 1 and not named.keys() & {"train", "test", "validation", "dev"}:
+            return {"train": next(iter(named.values()))}
         return named
     for suffix in SUFFIXES:
         single = Path(root).expanduser() / f"{src.task}{suffix}"
         if single.is_file():
-            return {"train": single}
+            return {"train": [single]}
     return None
 
 
@@ -103,21 +112,60 @@ def _from_hub(src: DataSource) -> dict[str, list[dict]]:
     return {name: [dict(r) for r in ds] for name, ds in dd.items()}
 
 
-def load_rows(src: DataSource) -> tuple[dict[str, list[dict]], str]:
-    """{split: rows} in the public schema, and where they came from."""
+def load_rows(src: DataSource, convert) -> tuple[dict[str, list[dict]], str, set[str]]:
+    """({split: items}, where they came from, the splits read from local files): every
+    row checked and passed through `convert` here, where its file and line are known."""
     files = _local_files(src)
-    if files is not None:
-        rows = {split: read_file(p) for split, p in files.items()}
-        origin = ", ".join(str(p) for p in files.values())
+    if files is None:
+        parts = {split: [(f"datasets:{src.hub_id}", rows)] for split, rows in _from_hub(src).items()}
     else:
-        rows, origin = _from_hub(src), f"datasets:{src.hub_id}"
-    for split, part in rows.items():
-        for i, row in enumerate(part):
-            missing = [c for c in src.columns if c not in row]
-            if missing:
-                raise UserError(f"data: {origin} split {split!r} row {i} lacks column(s) "
-                                f"{', '.join(missing)}; task {src.task!r} needs {', '.join(src.columns)}")
-    return rows, origin
+        parts = {split: [(str(p), _nonempty(read_file(p), p)) for p in paths] for split, paths in files.items()}
+    items = {split: [it for where, rows in part for it in _convert_rows(src, convert, where, split, rows)]
+             for split, part in parts.items()}
+    origin = ", ".join(dict.fromkeys(where for part in parts.values() for where, _ in part))
+    return items, origin, set(files or ())
+
+
+def _nonempty(rows: list[dict], path: Path) -> list[dict]:
+    """An empty local file is an error, not a split silently carved from train instead."""
+    if not rows:
+        raise UserError(f"data: {path} holds no rows; fill it or remove it")
+    return rows
+
+
+def _convert_rows(src: DataSource, convert, where: str, split: str, rows: list[dict]) -> list[dict]:
+    """Rows -> items; a missing column or a value of the wrong type (a null answer, a
+    number that is not one) is a UserError naming the file, split and row, not a
+    traceback here or a crash when the item is scored mid-run."""
+    out = []
+    for i, row in enumerate(rows):
+        missing = [c for c in src.columns if c not in row]
+        if missing:
+            raise UserError(f"data: {where} split {split!r} row {i} lacks column(s) "
+                            f"{', '.join(missing)}; task {src.task!r} needs {', '.join(src.columns)}")
+        try:
+            out.append(convert(row))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise UserError(f"data: {where} split {split!r} row {i}: {e}; fix or drop the row "
+                            f"(task {src.task!r} reads {src.hub_id}'s schema)") from None
+    return out
+
+
+def whole_number(v, column: str) -> int:
+    """A value of an integer column (an int, or text or a float holding a whole number);
+    anything else (null, 24.5, "abc", true) is a ValueError naming the column."""
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        return int(v)
+    if isinstance(v, float) and v.is_integer() or isinstance(v, int) and not isinstance(v, bool):
+        return int(v)
+    raise ValueError(f"column {column!r} must be a whole number, got {v!r:.60}")
+
+
+def text(v, column: str) -> str:
+    """A value of a text column; null or a number is a ValueError naming the column."""
+    if not isinstance(v, str):
+        raise ValueError(f"column {column!r} must be text, got {v!r:.60}")
+    return v
 
 
 class DatasetFamily(TaskFamily):
@@ -137,7 +185,8 @@ class DatasetFamily(TaskFamily):
     split_sizes = {"dev": 200, "test": 500}  # carved sizes when the data set has no such split
 
     def convert(self, row: dict) -> dict:
-        """A public row -> an item: at least {"prompt", "target"}."""
+        """A public row -> an item: at least {"prompt", "target"}. A bad value raises
+        ValueError (or TypeError) naming its column: see `whole_number` and `text`."""
         raise NotImplementedError
 
     def sample(self, rng: random.Random) -> dict:
@@ -152,11 +201,12 @@ class DatasetFamily(TaskFamily):
 
     @cached_property
     def _loaded(self):
-        return load_rows(self.source)
+        return load_rows(self.source, self.convert)
 
     @cached_property
     def splits(self) -> dict[str, list[dict]]:
-        rows = self._loaded[0]
+        rows, _, local = self._loaded
+        self._check_unread(local)
         train = list(rows.get("train", []))
         rng = random.Random(f"{self.name}/v{self.version}/{self.seed}")
         order = list(range(len(train)))
@@ -172,8 +222,7 @@ class DatasetFamily(TaskFamily):
         seen: set[str] = set()
         for split, part in (("test", test), ("dev", dev), ("train", rest)):
             items = []
-            for row in part:
-                item = self.convert(row)
+            for item in part:
                 if self.key(item) in seen:
                     continue
                 seen.add(self.key(item))
@@ -183,6 +232,17 @@ class DatasetFamily(TaskFamily):
                                 f"{self.source.how_to_provide()}")
             out[split] = items
         return {s: out[s] for s in SPLITS}
+
+    def _check_unread(self, local: set[str]) -> None:
+        """A local split file the task does not read, while it carves a split from train
+        (`tset.jsonl`, gsm8k's `dev.jsonl`), is a UserError: the user's held-out rows would
+        silently give way to carved ones."""
+        read = {"train", self.test_split, self.dev_split} - {None}
+        carves = self.test_split not in local or self.dev_split not in local
+        if local and carves and local - read:
+            raise UserError(f"data: task {self.name!r} reads the split files {', '.join(sorted(read))} "
+                            f"(others are carved from train), not {', '.join(sorted(local - read))}; "
+                            f"rename or remove those files under ${DATA_ENV}/{self.source.task}/")
 
     @cached_property
     def _dataset(self):

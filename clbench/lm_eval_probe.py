@@ -13,8 +13,9 @@ from __future__ import annotations
 import functools
 import os
 from functools import cached_property
+from pathlib import Path
 
-from clbench.data_files import DATA_ENV, SUFFIXES
+from clbench.data_files import DATA_ENV, split_files
 from clbench.errors import UserError
 from clbench.task import Score, TaskFamily
 
@@ -30,14 +31,13 @@ def default_manager():
 def _local_spec(name: str) -> dict | None:
     """lm-eval overrides that read $CLBENCH_DATA_DIR/<name>/<split>.<ext> instead of the hub."""
     root = os.environ.get(DATA_ENV)
-    folder = os.path.join(os.path.expanduser(root), name) if root else None
-    if not folder or not os.path.isdir(folder):
+    folder = Path(root).expanduser() / name if root else None
+    if not folder or not folder.is_dir():
         return None
-    files = {os.path.splitext(f)[0].split("-")[0]: os.path.join(folder, f)
-             for f in sorted(os.listdir(folder)) if os.path.splitext(f)[1] in SUFFIXES}
+    files = {split: [str(p) for p in paths] for split, paths in split_files(folder).items()}
     if not files:
         return None
-    builder = "parquet" if next(iter(files.values())).endswith(".parquet") else "json"
+    builder = "parquet" if next(iter(files.values()))[0].endswith(".parquet") else "json"
     return {"group": f"clbench_local_{name}", "task": [{
         "task": name, "dataset_path": builder, "dataset_name": None,
         "dataset_kwargs": {"data_files": files},

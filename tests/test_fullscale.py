@@ -182,6 +182,70 @@ def test_wrong_schema_is_a_clean_error(tmp_path, monkeypatch):
         task.splits
 
 
+GOOD_GSM = [{"question": f"q{i}?", "answer": f"so\n#### {i}"} for i in range(6)]
+GOOD_MBPP = [{"task_id": i, "text": f"t{i}", "code": "def f(x): return x", "test_list": [f"assert f({i}) == {i}"]}
+             for i in range(6)]
+
+
+@pytest.mark.parametrize("task,files,needle", [
+    ("countdown-full", {"train.jsonl": [{"target": None, "nums": [3, 8, 1]}] + COUNTDOWN_ROWS}, "'target'"),
+    ("countdown-full", {"train.jsonl": [{"target": 24.5, "nums": [3, 8, 1]}] + COUNTDOWN_ROWS}, "'target'"),
+    ("countdown-full", {"train.jsonl": [{"target": 24, "nums": "3 8 1"}] + COUNTDOWN_ROWS}, "'nums'"),
+    ("gsm8k", {"train.jsonl": [{"question": None, "answer": "#### 5"}] + GOOD_GSM}, "'question'"),
+    ("gsm8k", {"train.jsonl": [{"question": "q", "answer": "five"}] + GOOD_GSM}, "#### NUMBER"),  # scored mid-run
+    ("mbpp", {"train.jsonl": [{**GOOD_MBPP[0], "task_id": 99, "test_list": "assert f(0) == 0"}] + GOOD_MBPP},
+     "'test_list'"),
+    ("mbpp", {"train.jsonl": [{**GOOD_MBPP[0], "task_id": "x"}] + GOOD_MBPP}, "'task_id'"),
+])
+def test_bad_values_in_local_data_are_exit_2_naming_file_row_and_column(tmp_path, capsys, monkeypatch, task,
+                                                                       files, needle):
+    """A null, a non-number or a string where a list belongs is a UserError before anything
+    is written, not a traceback (or, for a gold answer that is no number, a crash mid-run)."""
+    if task != "countdown-full":  # math-then-code-full reads countdown-full first
+        _jsonl(tmp_path / "data" / "countdown-full" / "train.jsonl", COUNTDOWN_ROWS)
+    for name, rows in files.items():
+        _jsonl(tmp_path / "data" / task / name, rows)
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
+    reg = Registry.load()
+    fams = [reg.task(task), reg.task("countdown-full")]
+    forget = lambda: [f.__dict__.pop(a, None) for f in fams for a in ("splits", "_loaded")]  # noqa: E731
+    forget()
+    args = {"countdown-full": ["run", "--method", "es", "--sequence", "countdown-full"],
+            "mbpp": ["run", "--method", "es", "--sequence", "math-then-code-full"],
+            "gsm8k": ["eval", "--tasks", "gsm8k", "--limit", "1"]}[task]
+    rc = main(args + ["--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    forget()
+    assert rc == 2 and "Traceback" not in err, err
+    assert f"{task}/train.jsonl" in err and "row 0" in err and needle in err, err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("files,needle", [
+    ({"train.jsonl": GOOD_GSM[:4], "tset.jsonl": GOOD_GSM[4:]}, "not tset"),  # a typo: test carved instead
+    ({"train.jsonl": GOOD_GSM[:4], "dev.jsonl": GOOD_GSM[4:]}, "not dev"),  # gsm8k carves dev from train
+    ({"train.jsonl": GOOD_GSM[:4], "test.jsonl": []}, "test.jsonl holds no rows"),
+])
+def test_local_split_files_are_read_or_refused_never_silently_replaced(tmp_path, monkeypatch, files, needle):
+    from clbench.errors import UserError
+
+    for name, rows in files.items():
+        (tmp_path / "gsm8k").mkdir(exist_ok=True)
+        (tmp_path / "gsm8k" / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    with pytest.raises(UserError, match=needle):
+        type(Registry.load().task("gsm8k"))().splits
+
+
+def test_every_shard_of_a_split_is_read(tmp_path, monkeypatch):
+    """Hub-style shards train-00000-of-00002 and train-00001-of-00002 are one split."""
+    _jsonl(tmp_path / "countdown-full" / "train-00000-of-00002.jsonl", COUNTDOWN_ROWS[:6])
+    _jsonl(tmp_path / "countdown-full" / "train-00001-of-00002.jsonl", COUNTDOWN_ROWS[6:])
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    s = type(Registry.load().task("countdown-full"))().splits
+    assert sum(len(v) for v in s.values()) == len(COUNTDOWN_ROWS)
+
+
 def test_the_generated_stand_in_is_never_the_real_task():
     reg = Registry.load()
     real, fake = reg.task("countdown-full"), reg.task("countdown-full-generated")

@@ -8,7 +8,7 @@ Data: $CLBENCH_DATA_DIR/countdown-full/ (see clbench.data_files) or the datasets
 """
 from __future__ import annotations
 
-from clbench.data_files import DataSource, DatasetFamily
+from clbench.data_files import DataSource, DatasetFamily, whole_number
 from clbench.tasks.countdown_full_generated import PROMPT, TaggedCountdown
 
 
@@ -19,7 +19,10 @@ class CountdownFull(TaggedCountdown, DatasetFamily):
     source = DataSource("countdown-full", "Jiayi-Pan/Countdown-Tasks-3to4", ("target", "nums"))
 
     def convert(self, row: dict) -> dict:
-        nums, goal = [int(n) for n in row["nums"]], int(row["target"])
+        if not isinstance(row["nums"], list) or not row["nums"]:
+            raise ValueError(f"column 'nums' must be a list of whole numbers, got {row['nums']!r:.60}")
+        nums = [whole_number(n, "nums") for n in row["nums"]]
+        goal = whole_number(row["target"], "target")
         return {"prompt": PROMPT.format(nums=nums, target=goal), "target": "", "nums": nums, "goal": goal}
 
     def lm_eval_task_name(self) -> str:

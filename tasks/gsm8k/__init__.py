@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from clbench.data_files import DataSource, DatasetFamily
+from clbench.data_files import DataSource, DatasetFamily, text
 from clbench.task import Score
 from clbench.tasks.countdown.scoring import tagged_answer
 
@@ -45,8 +45,10 @@ class GSM8K(DatasetFamily):
     source = DataSource("gsm8k", "openai/gsm8k", ("question", "answer"), hub_config="main")
 
     def convert(self, row: dict) -> dict:
-        return {"prompt": PROMPT.format(question=row["question"].strip()),
-                "target": gold_number(row["answer"])}
+        gold = gold_number(text(row["answer"], "answer"))
+        if parse_number(gold) is None:  # scoring would raise on it mid-run
+            raise ValueError(f"column 'answer' must end with '#### NUMBER', got {row['answer'][-60:]!r}")
+        return {"prompt": PROMPT.format(question=text(row["question"], "question").strip()), "target": gold}
 
     def score(self, item: dict, completion: str) -> Score:
         return score_gsm8k(completion, item["target"])

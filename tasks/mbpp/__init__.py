@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from clbench.data_files import DataSource, DatasetFamily
+from clbench.data_files import DataSource, DatasetFamily, text, whole_number
 from clbench.task import Score
 
 PROMPT = ("You are an expert Python programmer, and here is your task: {text} Your code should "
@@ -36,10 +36,14 @@ class MBPP(DatasetFamily):
                         hub_config="full")
 
     def convert(self, row: dict) -> dict:
-        tests = [str(t) for t in row["test_list"]]
-        return {"prompt": PROMPT.format(text=row["text"].strip(), tests="\n".join(tests)),
-                "target": row["code"], "task_id": int(row["task_id"]), "tests": tests,
-                "setup": row.get("test_setup_code") or ""}
+        tests = row["test_list"]
+        if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests):
+            # a string would be read as one assert per character; none would score 0 always
+            raise ValueError(f"column 'test_list' must be a non-empty list of assert lines, got {tests!r:.60}")
+        setup = text(row.get("test_setup_code") or "", "test_setup_code")
+        return {"prompt": PROMPT.format(text=text(row["text"], "text").strip(), tests="\n".join(tests)),
+                "target": text(row["code"], "code"), "task_id": whole_number(row["task_id"], "task_id"), "tests": tests,
+                "setup": setup}
 
     def score(self, item: dict, completion: str) -> Score:
         return self.score_many([item], [completion])[0]
