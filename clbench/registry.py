@@ -2,11 +2,15 @@
 
 Built-ins register in pyproject.toml exactly as a plugin package would, so
 they have no private door (lm-eval issues #1457, #1621). A broken plugin is a
-warning naming its package, never a crash of the rest; a duplicate name or a
-wrong base class is rejected; an unknown name lists the known ones.
+warning naming its package, never a crash of the rest; a duplicate name, a name
+that is not lower-case kebab/snake (it becomes part of output paths), a wrong base
+class or a method Config that is not a MethodConfig is rejected; built-ins are
+loaded first, so a plugin cannot take over a built-in's name. An unknown name
+lists the known ones.
 """
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -17,6 +21,7 @@ from clbench.task import TaskFamily
 
 METHODS_GROUP = "clbench.methods"
 TASKS_GROUP = "clbench.tasks"
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # es-awd, mmlu_world_religions; no '/', '.', spaces
 
 
 class UnknownName(ValueError):
@@ -41,12 +46,18 @@ class Registry:
     def load(cls, refresh: bool = False) -> "Registry":
         if cls._cache is None or refresh:
             reg = cls()
-            for ep in sorted(entry_points(group=METHODS_GROUP), key=lambda e: e.name):
+            for ep in sorted(entry_points(group=METHODS_GROUP), key=cls._load_order):
                 reg._add_method(ep)
-            for ep in sorted(entry_points(group=TASKS_GROUP), key=lambda e: e.name):
+            for ep in sorted(entry_points(group=TASKS_GROUP), key=cls._load_order):
                 reg._add_tasks(ep)
             cls._cache = reg
         return cls._cache
+
+    @staticmethod
+    def _load_order(ep) -> tuple[bool, str]:
+        """clbench's own entry points first: on a name clash the first is kept, and a
+        plugin whose entry point sorts early must not replace a built-in."""
+        return getattr(getattr(ep, "dist", None), "name", None) != "clbench", ep.name
 
     @staticmethod
     def _origin(ep) -> str:
@@ -62,7 +73,7 @@ class Registry:
             return None
 
     def _add_method(self, ep) -> None:
-        from clbench.method import Method
+        from clbench.method import Method, MethodConfig
 
         obj = self._safe_load(ep)
         if obj is None:
@@ -71,7 +82,11 @@ class Registry:
             warnings.warn(f"clbench: method {ep.name!r} from {self._origin(ep)} is not a "
                           "clbench.method.Method subclass; skipped", stacklevel=2)
             return
-        self._put(self.methods, obj.name, obj, ep)
+        if not (isinstance(obj.Config, type) and issubclass(obj.Config, MethodConfig)):
+            warnings.warn(f"clbench: method {ep.name!r} from {self._origin(ep)}: its Config is not a "
+                          "clbench.method.MethodConfig subclass; skipped", stacklevel=2)
+            return
+        self._put(self.methods, obj, ep)
 
     def _add_tasks(self, ep) -> None:
         obj = self._safe_load(ep)
@@ -79,15 +94,21 @@ class Registry:
             return
         for item in obj if isinstance(obj, (list, tuple)) else [obj]:
             if isinstance(item, TaskFamily):
-                self._put(self.tasks, item.name, item, ep)
+                self._put(self.tasks, item, ep)
             elif isinstance(item, SequenceSpec):
-                self._put(self.sequences, item.name, item, ep)
+                self._put(self.sequences, item, ep)
             else:
                 warnings.warn(f"clbench: entry point {ep.name!r} from {self._origin(ep)} gave "
                               f"{type(item).__name__}, not a TaskFamily or SequenceSpec; skipped",
                               stacklevel=2)
 
-    def _put(self, table: dict, name: str, obj, ep) -> None:
+    def _put(self, table: dict, obj, ep) -> None:
+        name = getattr(obj, "name", None)
+        if not isinstance(name, str) or not NAME.match(name):
+            warnings.warn(f"clbench: entry point {ep.name!r} from {self._origin(ep)} gave the name "
+                          f"{name!r}; a name is lower-case letters, digits, '-' and '_'; skipped",
+                          stacklevel=2)
+            return
         if name in table:
             warnings.warn(f"clbench: {name!r} from {self._origin(ep)} duplicates the one from "
                           f"{table[name].origin}; the first is kept", stacklevel=2)

@@ -66,3 +66,39 @@ def test_cli_bad_input_exit_2_no_traceback(args, needle):
     p = cli(*args)
     assert p.returncode == 2, p.stderr
     assert needle in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_plugin_cannot_take_a_builtin_name_or_register_a_bad_one(monkeypatch):
+    """Entry points load built-ins first (a plugin entry point 'aaa' giving a method named
+    'es' used to replace ES); a missing or path-like name and a Config that is not a
+    MethodConfig are skipped with a warning instead of crashing every command."""
+    import types
+    from importlib.metadata import EntryPoint
+
+    import clbench.registry as registry
+    from clbench.method import Method
+
+    mod = types.ModuleType("hostile_plugin")
+    mod.Hijack = type("Hijack", (Method,), {"name": "es"})
+    mod.NoName = type("NoName", (Method,), {})
+    mod.PathName = type("PathName", (Method,), {"name": "../../etc"})
+    mod.PlainConfig = type("PlainConfig", (Method,), {"name": "plain-config", "Config": dict})
+    monkeypatch.setitem(sys.modules, "hostile_plugin", mod)
+    real = registry.entry_points
+
+    def entry_points(group):
+        extra = [EntryPoint(n, f"hostile_plugin:{c}", group) for n, c in
+                 [("aaa", "Hijack"), ("nn", "NoName"), ("pn", "PathName"), ("pc", "PlainConfig")]]
+        return list(real(group=group)) + (extra if group == registry.METHODS_GROUP else [])
+
+    monkeypatch.setattr(registry, "entry_points", entry_points)
+    try:
+        with pytest.warns(UserWarning) as caught:
+            reg = Registry.load(refresh=True)
+        assert reg.methods["es"].origin.startswith("clbench ")
+        assert not {"../../etc", "plain-config"} & set(reg.methods)
+        said = " ".join(str(w.message) for w in caught)
+        assert "'nn'" in said and "'../../etc'" in said and "MethodConfig" in said
+    finally:
+        monkeypatch.undo()
+        Registry.load(refresh=True)
