@@ -225,13 +225,17 @@ def _resume_config(args):
 
 
 def _check_data(cfg) -> None:
-    """Read every column's data now: a missing data set is exit 2 before anything is written."""
+    """Read every column's data and score one of its items now: missing data, a generator
+    that repeats itself or a score() that returns no valid Score is exit 2 before anything
+    is written, not a failure at the first curve point."""
     from clbench.registry import Registry
 
     reg = Registry.load()
     seq = reg.sequence(cfg.sequence)
     for name in seq.tasks + seq.probes:
-        reg.task(name).splits
+        task = reg.task(name)
+        first = task.split("test")[:1]
+        task.scores(first, [""] * len(first))
 
 
 def _print_summary(con, result, out) -> None:

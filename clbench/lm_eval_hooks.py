@@ -14,7 +14,7 @@ def hooks_for(task: TaskFamily):
         return task.as_dataset()
 
     def process_results(doc: dict, results: list) -> dict:
-        s = task.score(doc, results[0])
+        s = task.scores([doc], [results[0]])[0]
         return {"acc": float(s.correct), "reward": float(s.reward)}
 
     return dataset, process_results

@@ -66,7 +66,7 @@ def score_member(model, tokenizer, registry, perturbation, member: Member,
         comps, tokens = generate_tasks([(f, b.items) for f, b in zip(fams, batches)], model, tokenizer)
         rewards = []
         for fam, b, c in zip(fams, batches, comps):
-            scores = fam.score_many(b.items, c)
+            scores = fam.scores(b.items, c)
             rewards.append(sum(s.reward for s in scores) / len(scores))
     finally:
         _restore(model, perturbation, member, saved)

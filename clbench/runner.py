@@ -83,7 +83,7 @@ class RunContext:
         from clbench.generation import generate_for
 
         comps, tokens = generate_for(task, self.model, self.tokenizer, items)
-        return [s.reward for s in task.score_many(items, comps)], tokens
+        return [s.reward for s in task.scores(items, comps)], tokens
 
     @property
     def task_start_weights(self) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from dataclasses import dataclass
 from functools import cached_property
@@ -31,6 +32,11 @@ def exact_match(item: dict, completion: str) -> Score:
     """Correct when the stripped completion equals the target; reward = correct."""
     ok = completion.strip() == item["target"]
     return Score(reward=float(ok), correct=ok)
+
+
+def _valid_score(s: object) -> bool:
+    return (isinstance(s, Score) and isinstance(s.correct, bool) and isinstance(s.reward, (int, float))
+            and not isinstance(s.reward, bool) and math.isfinite(s.reward))
 
 
 class TaskFamily:
@@ -73,6 +79,20 @@ class TaskFamily:
         return [self.score(i, c) for i, c in zip(items, completions)]
 
     # ---- provided -----------------------------------------------------
+    def scores(self, items: list[dict], completions: list[str]) -> list[Score]:
+        """`score_many`, checked: what trains and what is reported must be one Score per
+        completion with a finite reward and a bool `correct`; a plugin's NaN would
+        otherwise average into rewards and accuracies without a word."""
+        got = list(self.score_many(items, completions))
+        if len(got) != len(items) or not all(map(_valid_score, got)):
+            from clbench.errors import UserError
+
+            bad = next((s for s in got if not _valid_score(s)), f"{len(got)} scores for {len(items)} items")
+            raise UserError(f"task {self.name!r} ({type(self).__module__}): score() must return "
+                            f"Score(reward=<finite number>, correct=<bool>) per completion; got "
+                            f"{bad!r:.120}")
+        return got
+
     @staticmethod
     def key(item: dict) -> str:
         """Identity used for split disjointness: the prompt (choices don't matter)."""
@@ -88,8 +108,12 @@ class TaskFamily:
             tries = 0
             while len(items) < self.split_sizes[split]:
                 tries += 1
-                if tries > 50 * self.split_sizes[split] + 1000:
-                    raise RuntimeError(f"task {self.name}: item space too small for split {split}")
+                if tries > 50 * self.split_sizes[split] + 1000:  # a plugin whose generator repeats itself
+                    from clbench.errors import UserError
+
+                    raise UserError(f"task {self.name!r} ({type(self).__module__}): its generator gave too few "
+                                    f"distinct items for the {split} split ({len(items)} of "
+                                    f"{self.split_sizes[split]}); make sample() vary with its rng")
                 item = self.sample(rng)
                 k = self.key(item)
                 if k in seen:

@@ -196,7 +196,7 @@ class GRPO(Method):
 
         def task_reward(prompts, completions, item, **_):
             """The task's own scoring function, the same one evaluation uses."""
-            scores = task.score_many([items[i] for i in item], [_cut(c, task.stop) for c in completions])
+            scores = task.scores([items[i] for i in item], [_cut(c, task.stop) for c in completions])
             rewards = [s.reward for s in scores]
             holder["trainer"].stats["reward"] = sum(rewards) / len(rewards)
             return rewards

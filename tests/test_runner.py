@@ -330,3 +330,38 @@ def test_report_rejects_a_tampered_result(tmp_path):
     (bad / "result.json").write_text('{"schema_version": 1, "seed": "x"}')
     p = clbench("report", str(bad), check=False)
     assert p.returncode == 2 and "not a valid RunResult" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("bad", [float("nan"), "1.0", None])
+def test_a_score_that_is_no_valid_score_is_exit_2_naming_the_task(tmp_path, capsys, monkeypatch, bad):
+    """A plugin's score() giving a NaN reward (or not a Score at all) used to average into
+    rewards and accuracies silently (eval) or surface mid-run; now run refuses before
+    writing anything and eval says which task, both exit 2."""
+    from clbench.cli import main
+    from clbench.registry import Registry
+    from clbench.task import Score
+
+    task = Registry.load().task("countdown")
+    monkeypatch.setattr(task, "score", lambda item, c: bad if bad is None else Score(reward=bad, correct=False))
+    rc = main(["run", "--method", "es", "--sequence", "math-then-code", "--output", str(tmp_path / "o"), *QUICK])
+    err = capsys.readouterr().err
+    assert rc == 2 and "'countdown'" in err and "Score(reward=" in err, err
+    assert not (tmp_path / "o").exists()
+    assert main(["eval", "--tasks", "countdown", "--limit", "2"]) == 2
+    assert "'countdown'" in capsys.readouterr().err
+
+
+def test_a_generator_that_repeats_itself_is_a_user_error_naming_the_task():
+    import random
+
+    from clbench.errors import UserError
+    from clbench.task import TaskFamily
+
+    class Same(TaskFamily):
+        name = "same"
+
+        def sample(self, rng: random.Random) -> dict:
+            return {"prompt": "1+1=", "target": "2"}
+
+    with pytest.raises(UserError, match="'same'.*distinct items"):
+        Same().splits
