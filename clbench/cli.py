@@ -96,8 +96,8 @@ def cmd_eval(args) -> int:
     from clbench.model import load_model, weights_fingerprint
 
     names = _eval_task_names(args)
-    if args.output and Path(args.output).is_dir():
-        raise UserError(f"--output: {args.output} is a folder; give a file name like scores.json")
+    if args.output:
+        _check_output_file(args.output)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     lm = load_model(args.model, dtype=args.dtype, device=args.device)
     start = time.time()
@@ -117,6 +117,18 @@ def cmd_eval(args) -> int:
                                  "seconds": round(seconds, 2)})
         con.print(f"wrote {args.output}")
     return 0
+
+
+def _check_output_file(path: str) -> None:
+    """--output must be a file that can be written, known before the model is scored:
+    a folder, or a path below a file, used to fail only after all the scoring work."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"--output: {path} is a folder; give a file name like scores.json")
+    parent = next(a for a in p.absolute().parents if a.exists())  # '/' always exists
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"--output: cannot write {path} ({parent} is not a writable folder); "
+                        "give a file name in a folder you can write")
 
 
 # ----------------------------------------------------------------------------- pretrain

@@ -102,3 +102,16 @@ def test_a_plugin_cannot_take_a_builtin_name_or_register_a_bad_one(monkeypatch):
     finally:
         monkeypatch.undo()
         Registry.load(refresh=True)
+
+
+def test_eval_output_below_a_file_is_exit_2_before_scoring(tmp_path):
+    (tmp_path / "afile").write_text("keep")
+    p = cli("eval", "--tasks", "sort", "--limit", "2", "--output", str(tmp_path / "afile" / "s.json"))
+    assert p.returncode == 2 and "--output" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert "scored in" not in p.stdout and (tmp_path / "afile").read_text() == "keep"
+
+
+def test_register_base_of_a_model_no_sequence_names_is_exit_2():
+    p = cli("leaderboard", "register-base", "--model", "Qwen/Qwen2.5-0.5B")
+    assert p.returncode == 2 and "no built-in sequence names model" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and "embedded" in p.stderr

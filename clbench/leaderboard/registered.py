@@ -61,8 +61,12 @@ def register_base(model: str = "embedded", dtype: str = "float32", device: str =
     reg = Registry.load()
     files = _builtin_sequence_files()
     seqs = [reg.sequence(n) for n in sorted(files) if n in reg.sequences and reg.sequence(n).model == model]
-    if not seqs:
-        raise ValueError(f"no built-in sequence names model {model!r}")
+    if not seqs:  # a usage error (exit 2), not a traceback
+        from clbench.errors import UserError
+
+        named = sorted({reg.sequence(n).model for n in files if n in reg.sequences})
+        raise UserError(f"register-base: no built-in sequence names model {model!r}; "
+                        f"they name {', '.join(named)}")
     lm = load_model(model, dtype=dtype, device=device)
     fp = weights_fingerprint(lm.model)
     harness = Harness(lm.model, lm.tokenizer)
