@@ -44,7 +44,7 @@ def add_commands(sub) -> None:
     s.add_argument("--config", help="YAML file with run fields (method, sequence, seed, "
                    "method_config: {...}); flags override it")
     s.add_argument("--resume", metavar="OUT", help="continue the interrupted run in OUT with the "
-                   "settings saved in OUT/config.json (flags other than --data-dir and --ray-address are ignored)")
+                   "settings saved in OUT/config.json (give no other run flags; --data-dir and --ray-address are allowed)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("report", help="figures and an HTML page from one or more runs",

@@ -123,12 +123,15 @@ def validate(matrix: Matrix, tasks: list[str], probes: list[str]) -> None:
                                  "expected a finite number in [0, 1]")
 
 
+def is_finite_real(value) -> bool:
+    """A finite real number: float() alone would take "0.5" and True (as 1.0)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(float(value))
+
+
 def _is_score(value) -> bool:
-    """A real number in [0, 1]. float() alone would take "0.5" and True (as 1.0), and
-    NaN or 1.5 would give metrics outside what a score matrix can produce."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return False
-    return math.isfinite(float(value)) and 0.0 <= float(value) <= 1.0
+    """A real number in [0, 1]: NaN or 1.5 would give metrics outside what a score
+    matrix can produce."""
+    return is_finite_real(value) and 0.0 <= float(value) <= 1.0
 
 
 def summarize(matrix: Matrix, tasks: list[str], probes: list[str]) -> dict:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import ClassVar, Literal
+
+from clbench.metrics import is_finite_real
 
 SPLITS = ("train", "dev", "test")
 
@@ -35,8 +36,7 @@ def exact_match(item: dict, completion: str) -> Score:
 
 
 def _valid_score(s: object) -> bool:
-    return (isinstance(s, Score) and isinstance(s.correct, bool) and isinstance(s.reward, (int, float))
-            and not isinstance(s.reward, bool) and math.isfinite(s.reward))
+    return isinstance(s, Score) and isinstance(s.correct, bool) and is_finite_real(s.reward)
 
 
 class TaskFamily:

@@ -363,7 +363,7 @@ def _check_curves(r, seq, P) -> None:
         P(f"geometry: no entry for task(s) {missing}")
     for t, g in r.geometry.items():
         d = g.get("drift_l2", {}).get("overall") if isinstance(g.get("drift_l2"), dict) else None
-        if not isinstance(d, (int, float)) or isinstance(d, bool) or d < 0:
+        if not metrics.is_finite_real(d) or d < 0:
             P(f"geometry.{t}.drift_l2.overall: {d!r}; a non-negative number is needed")
         elif d > MAX_FIGURE:
             P(_too_large(f"geometry.{t}.drift_l2.overall", d))
