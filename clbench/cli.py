@@ -135,14 +135,24 @@ def _check_output_file(path: str) -> None:
 def cmd_pretrain(args) -> int:
     import torch
 
+    from pydantic import ValidationError
+
+    from clbench.config import describe_validation_error
     from clbench.model import EMBEDDED_DIR
     from clbench.pretrain import pretrain
+    from clbench.recipe import DEFAULT_RECIPE, check_families, load_recipe
+    from clbench.registry import Registry
 
+    recipe = load_recipe(args.recipe or DEFAULT_RECIPE)
+    flags = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed") if getattr(args, k) is not None}
+    try:
+        recipe = recipe.model_validate({**recipe.model_dump(), **flags})
+    except ValidationError as e:
+        raise UserError(describe_validation_error(e, "--")) from None
+    check_families(recipe, Registry.load())  # a bad variant is exit 2 before any training
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     output = Path(args.output) if args.output else EMBEDDED_DIR
-    recipe = pretrain(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      output=output)
-    _console().print(recipe)
+    _console().print(pretrain(recipe, output=output))
     return 0
 
 
@@ -184,13 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow names of lm-eval's own tasks in --tasks (full scale)")
     s.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("pretrain-base", help="reproduce the embedded base model from a seed",
-                       description="Pretrain the embedded tiny model on the probe-heavy mixture.")
-    s.add_argument("--steps", type=_positive_int, default=1500, help="optimizer steps (default 1500)")
-    s.add_argument("--batch-size", type=_positive_int, default=128, help="sequences per step (default 128)")
-    s.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
-    s.add_argument("--seed", type=int, default=0,
-                   help="seeds the initial weights and the mixture's item stream (default 0)")
+    s = sub.add_parser("pretrain-base", help="reproduce the embedded base model from a recipe",
+                       description="Pretrain the embedded tiny model on a recipe's mixture (a YAML "
+                                   "file: optimizer settings and each task family's share, split "
+                                   "among its pretraining variants). The flags below override the "
+                                   "recipe's values.")
+    s.add_argument("--recipe", help="recipe YAML (default: clbench/assets/recipes/embedded.yaml, "
+                   "which reproduces the shipped model)")
+    s.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps (recipe: 1500)")
+    s.add_argument("--batch-size", type=_positive_int, default=None, help="sequences per step (recipe: 128)")
+    s.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (recipe: 3e-3)")
+    s.add_argument("--seed", type=int, default=None,
+                   help="seeds the initial weights and the mixture's item stream (recipe: 0)")
     s.add_argument("--output", help="model folder (default: the shipped clbench/assets/tiny-llama)")
     s.set_defaults(func=cmd_pretrain)
 

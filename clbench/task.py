@@ -74,6 +74,17 @@ class TaskFamily:
         A family may show only part of its space, so the base model knows a little."""
         return self.sample(rng)
 
+    # Named extra pretraining variants a recipe may mix in (clbench.recipe): variant
+    # name -> the name of a method `(rng) -> item` of this family. A planted heuristic
+    # (an item whose target is a systematic wrong answer) is one.
+    pretraining_variants: ClassVar[dict[str, str]] = {}
+
+    def pretraining_item(self, rng: random.Random, variant: str = "default") -> dict:
+        """One pretraining item of the named variant ('default': `pretraining_sample`)."""
+        if variant == "default":
+            return self.pretraining_sample(rng)
+        return getattr(self, self.pretraining_variants[variant])(rng)
+
     def score_many(self, items: list[dict], completions: list[str]) -> list[Score]:
         """Batch hook: families with expensive scoring (sandboxed code) override it."""
         return [self.score(i, c) for i, c in zip(items, completions)]

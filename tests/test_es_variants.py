@@ -137,7 +137,7 @@ def test_general_items_avoid_every_held_out_item():
     items = general_items(spec)
     assert len(items) == spec.size and items == general_items(spec)  # deterministic
     families = {name for name, _ in items}
-    assert {"sort", "reverse", "countdown"} <= families
+    assert families == {"sort", "reverse"}  # the probes' distribution: no new task's items
     for name in families:
         fam = reg.task(name)
         held = fam.held_out_keys()

@@ -33,6 +33,15 @@ class Cipher(TaskFamily):
     def pretraining_sample(self, rng: random.Random) -> dict:
         return self.sample(rng, shifts=(1, 2))
 
+    # Variants for latent-skill bases (clbench.recipe): every shift answered correctly,
+    # and a planted heuristic that copies the shifted word unchanged.
+    pretraining_variants = {"all-shifts": "sample", "lazy-copy": "lazy_copy_sample"}
+
+    def lazy_copy_sample(self, rng: random.Random) -> dict:
+        """An item (any shift) answered with its shifted word, undecoded."""
+        item = self.sample(rng)
+        return {**item, "target": item["prompt"].rstrip(":").split(" ")[2]}
+
     def score(self, item: dict, completion: str) -> Score:
         return exact_match(item, completion)
 

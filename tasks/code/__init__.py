@@ -48,6 +48,17 @@ class Code(TaskFamily):
             "tests": [[x, table[x]] for x in hidden],
         }
 
+    # A planted heuristic for latent-skill bases (clbench.recipe): the offset that maps
+    # the first shown input to its output, right only for the x+b and x-b families.
+    pretraining_variants = {"lazy-offset": "lazy_offset_sample"}
+
+    def lazy_offset_sample(self, rng: random.Random) -> dict:
+        """An item answered `x+d` (or `x-d`, `x`) with d = y - x of its first shown pair."""
+        item = self.sample(rng)
+        x, y = (int(v) for v in item["prompt"][len("code "):].split(" ")[0].split(">"))
+        d = y - x
+        return {**item, "target": "x" if d == 0 else f"x+{d}" if d > 0 else f"x-{-d}"}
+
     def score(self, item: dict, completion: str) -> Score:
         return self.score_many([item], [completion])[0]
 

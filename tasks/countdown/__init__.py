@@ -57,5 +57,16 @@ class Countdown(TaskFamily):
     def score(self, item: dict, completion: str) -> Score:
         return score_plain(completion, item["nums"], item["goal"])
 
+    # A planted heuristic for latent-skill bases (clbench.recipe): trained on a share of
+    # these, the base answers greedily with the lazy sum while correct answers stay
+    # likely under sampling, so one shared displacement can raise accuracy.
+    pretraining_variants = {"lazy-sum": "lazy_sum_sample"}
+
+    def lazy_sum_sample(self, rng: random.Random) -> dict:
+        """A problem answered with its numbers in prompt order joined by `+`
+        (`cd 7 1 9=3:` -> `7+1+9`): right only when the target is the sum."""
+        item = self.sample(rng)
+        return {**item, "target": "+".join(map(str, item["nums"]))}
+
 
 TASK = Countdown()
