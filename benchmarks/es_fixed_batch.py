@@ -7,7 +7,7 @@ on the batch ES is scored on and its greedy accuracy on the task's dev split:
 - `fresh`: a new batch every step, as `clbench run` does.
 If `fixed` climbs while dev accuracy stays put, the estimator works and what it finds is
 specific to the items it saw.
-Run: .venv/bin/python benchmarks/es_fixed_batch.py [--mode fixed|fresh] [--steps 40]
+Run: .venv/bin/python benchmarks/es_fixed_batch.py [--mode fixed|fresh] [--steps 40] [--model PATH]
 """
 import argparse
 import os
@@ -41,11 +41,12 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=ESConfig().alpha)
     ap.add_argument("--batch", type=int, default=ESConfig().batch_size)
     ap.add_argument("--dev-items", type=int, default=200)
+    ap.add_argument("--model", default="embedded", help="'embedded' or a model folder (a candidate base)")
     args = ap.parse_args()
 
     reg = Registry.load()
     fam = reg.task(args.task)
-    lm = load_model("embedded")
+    lm = load_model(args.model)
     train, dev = fam.split("train"), fam.split("dev")[: args.dev_items]
     fixed = random.Random(1).sample(train, args.batch)
     es, noise = ES(ESConfig(batch_size=args.batch)), Noise(args.sigma)

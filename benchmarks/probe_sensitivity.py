@@ -4,7 +4,7 @@ Adds delta = f * ||theta|| * u (u a random unit direction over all parameters)
 to the base weights for f in 10/20/40/80% and 3 seeds, and scores every column
 of math-then-code on its test split through the harness. A probe that cannot
 move under drift cannot show forgetting (REFERENCE.md). Feeds the model card.
-Run: .venv/bin/python benchmarks/probe_sensitivity.py [MODEL] [--limit N]
+Run: .venv/bin/python benchmarks/probe_sensitivity.py [MODEL] [--limit N] [--columns a,b]
 """
 import argparse
 import os
@@ -34,21 +34,24 @@ def main() -> None:
     ap.add_argument("model", nargs="?", default="embedded")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--columns", help="comma-separated columns (default: math-then-code's)")
+    ap.add_argument("--fractions", default="0,0.1,0.2,0.4,0.8", help="drift shares of the weights' norm")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     seq = Registry.load().sequence("math-then-code")
-    cols = seq.tasks + seq.probes
+    cols = args.columns.split(",") if args.columns else seq.tasks + seq.probes
     lm = load_model(args.model)
     base = {n: p.detach().clone() for n, p in lm.model.named_parameters()}
     h = Harness(lm.model, lm.tokenizer)
     print("| drift / norm of base weights | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
-    for fraction in (0.0, 0.1, 0.2, 0.4, 0.8):
+    for fraction in map(float, args.fractions.split(",")):
         runs = []
         for seed in range(args.seeds if fraction else 1):
+            weights = drifted(base, fraction, seed) if fraction else base
             with torch.no_grad():
                 for n, p in lm.model.named_parameters():
-                    p.copy_(drifted(base, fraction, seed)[n] if fraction else base[n])
+                    p.copy_(weights[n])
             runs.append(h.score(cols, limit=args.limit))
         cells = []
         for c in cols:

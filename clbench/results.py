@@ -44,6 +44,9 @@ class BudgetInfo(Doc):
     examples_per_column: dict[str, int]
     curve_split: str = "dev"
     curve_examples: int
+    eval_every: Optional[int] = Field(None, ge=1, description="steps between curve points: a point "
+                                      "at step 0, every eval_every steps and at a task's last step "
+                                      "(None in entries recorded before it was)")
 
 
 class DataAccess(Doc):

@@ -273,7 +273,7 @@ class Runner:
                               registered_steps=seq.budget.steps,
                               registered_completions=seq.budget.completions,
                               eval_split="test", examples_per_column=n_eval,
-                              curve_examples=self.curve_examples),
+                              curve_examples=self.curve_examples, eval_every=self.eval_every),
             data_access=st.data_access,
             model=ModelInfo(name=self.lm.name, fingerprint=self.base_fingerprint,
                             parameters=sum(p.numel() for p in self.base.values()), dtype=self.cfg.dtype),

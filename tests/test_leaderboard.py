@@ -466,6 +466,9 @@ def filed_doc():
 
 def test_filed_doc_is_valid(filed_doc):
     assert validate_doc(filed_doc).problems == []
+    scheduled = copy.deepcopy(filed_doc)
+    scheduled["budget"]["eval_every"] = 25  # the schedule it was run on: every point fits
+    assert validate_doc(scheduled).problems == []
 
 
 def _summary(fn):
@@ -614,6 +617,13 @@ def _curve_score(value):
     return f
 
 
+def _schedule(every, index, step):
+    def f(doc):
+        doc["budget"]["eval_every"] = every
+        doc["curves"][index]["step"] = step
+    return f
+
+
 # (id, edit of a committed entry's curves, text of the problem); matrix and summary untouched
 TAMPERED_CURVES = [
     ("step-beyond-budget", _curve("step", 151), "curves[-1].step: step 151, global_step"),
@@ -621,6 +631,7 @@ TAMPERED_CURVES = [
     ("huge-reward", _curve("reward", -1e300), "curves[-1].reward: -1e+300 is beyond any real run"),
     ("huge-drift", _curve("drift_l2_task", 1e300), "curves[-1].drift_l2_task: 1e+300 is beyond"),
     ("edited-score", _curve_score(0.7312), "curves[-1].scores.sort: 0.7312 is not a whole number"),
+    ("off-schedule", _schedule(25, index=1, step=13), "curves[1].step: step 13 is off the recorded schedule"),
 ]
 
 

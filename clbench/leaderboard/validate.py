@@ -340,6 +340,10 @@ def _check_curves(r, seq, P) -> None:
         if c.step > steps.get(c.task, c.step) or c.global_step > total:
             P(f"curves[{i}].step: step {c.step}, global_step {c.global_step} beyond the budget run "
               f"(budget.steps_per_task {steps})")
+        every = r.budget.eval_every
+        if every and c.step % every and c.step != steps.get(c.task):
+            P(f"curves[{i}].step: step {c.step} is off the recorded schedule (budget.eval_every "
+              f"{every}: step 0, every {every} steps and the task's last step)")
         if c.reward is not None and abs(c.reward) > MAX_FIGURE:
             P(_too_large(f"curves[{i}].reward", c.reward))
         for k in ("drift_l2", "drift_l2_task"):
