@@ -50,6 +50,14 @@ def test_planted_heuristics_answer_as_documented():
         item = cd.pretraining_item(rng, "lazy-sum")
         assert item["target"] == "+".join(map(str, item["nums"]))
         assert cd.score(item, item["target"]).correct == (sum(item["nums"]) == item["goal"])
+    for _ in range(50):  # one correct answer per problem, found in a fixed order
+        item = cd.pretraining_item(rng, "canonical")
+        assert cd.score(item, item["target"]).correct
+        again = cd.pretraining_item(random.Random(0), "canonical")
+        assert again == cd.pretraining_item(random.Random(0), "canonical")
+    from clbench.tasks.countdown import canonical_solution
+
+    assert canonical_solution([2, 3, 4], 9) == "2+3+4" and canonical_solution([3, 5, 1], 2) == "5-3*1"
     code = REG.task("code")
     item = code.pretraining_item(random.Random(3), "lazy-offset")
     x, y = (int(v) for v in item["prompt"].split(" ")[1].split(">"))
@@ -104,3 +112,21 @@ def test_pretrain_base_with_a_recipe_writes_a_model_that_records_it(tmp_path):
         assert recorded_recipe(out) == recipe
         fingerprints.append(weights_fingerprint(load_model(str(out)).model))
     assert fingerprints[0] == fingerprints[1]  # a pure function of the recipe on CPU
+
+
+def test_min_choice_teaches_a_graded_preference_and_asks_for_the_smallest_letter():
+    from collections import Counter
+
+    from clbench.tasks.min_choice import RANK_WEIGHTS
+
+    fam = REG.task("min-choice")
+    rng = random.Random(0)
+    ranks = Counter()
+    for _ in range(4000):
+        item = fam.pretraining_item(rng)
+        ranks[sorted(item["prompt"][4:-1]).index(item["target"])] += 1
+    assert all(abs(ranks[k] / 4000 - w) < 0.025 for k, w in enumerate(RANK_WEIGHTS))
+    for item in fam.split("test")[:100]:
+        word = item["prompt"][4:-1]
+        assert sorted(item["choices"]) == sorted(word)[:4] and item["target"] == min(word)
+        assert item["choices"][item["label"]] == item["target"]

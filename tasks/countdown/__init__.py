@@ -9,6 +9,7 @@ full-size format (numbers 1-99, <think>/<answer> tags) is scored by
 """
 from __future__ import annotations
 
+import itertools
 import random
 
 from clbench.task import Score, TaskFamily
@@ -43,6 +44,22 @@ def reachable_problem(rng: random.Random, largest: int, max_target: int,
             return nums, expr, int(value)
 
 
+def canonical_solution(nums: list[int], goal: int) -> str | None:
+    """The first expression hitting `goal` in a fixed search order: numbers in prompt
+    order before other orders, operators in the order + - * /, flat forms (Python
+    precedence) before `(a op b) op c` and `a op (b op c)`. One answer per problem, so a
+    model trained on it holds its correct answers in one mode rather than spread over
+    the many expressions that reach a target."""
+    forms = ("{0}{3}{1}{4}{2}", "({0}{3}{1}){4}{2}", "{0}{3}({1}{4}{2})")
+    for form in forms:
+        for order in itertools.permutations(nums):
+            for ops in itertools.product("+-*/", repeat=len(nums) - 1):
+                text = form.format(*order, *ops)
+                if score_plain(text, nums, goal).correct:
+                    return text
+    return None
+
+
 class Countdown(TaskFamily):
     name = "countdown"
     version = 2
@@ -60,7 +77,12 @@ class Countdown(TaskFamily):
     # A planted heuristic for latent-skill bases (clbench.recipe): trained on a share of
     # these, the base answers greedily with the lazy sum while correct answers stay
     # likely under sampling, so one shared displacement can raise accuracy.
-    pretraining_variants = {"lazy-sum": "lazy_sum_sample"}
+    pretraining_variants = {"lazy-sum": "lazy_sum_sample", "canonical": "canonical_sample"}
+
+    def canonical_sample(self, rng: random.Random) -> dict:
+        """A problem answered with its `canonical_solution` (three numbers)."""
+        item = self.sample(rng)
+        return {**item, "target": canonical_solution(item["nums"], item["goal"])}
 
     def lazy_sum_sample(self, rng: random.Random) -> dict:
         """A problem answered with its numbers in prompt order joined by `+`

@@ -1,14 +1,14 @@
 """Min-choice (multiple-choice probe, our HellaSwag stand-in): a graded preference, by log-likelihood.
 
-Prompt `min qdbhx:`; the four choices are letters of the word, and the right one is its
-smallest letter. In pretraining the answer is *sampled*: the smallest letter 42% of the
-time, the second smallest 33%, the third 25%, so a model that learned the task prefers
-the right choice by about log(42/33) = 0.24 nats, not by the ~15 nats that
-sort-choice's near-miss distractors get. That is what HellaSwag measures in a real model
-(a calibrated preference among plausible endings, not a certainty), and why this probe
-can move under drift where sort-choice does not: a 40% random drift moves sort-choice's
-margins by a few nats (model card), which flips a fraction-of-a-nat preference and
-leaves a 15-nat one alone.
+Prompt `min qdbhx:`; the four choices are the word's four smallest letters, and the
+right one is the smallest. In pretraining the answer is *sampled* by rank (36%, 27%,
+21%, 16%), so a model that learned the task prefers the right choice by about
+log(36/27) = 0.29 nats over the next, not by the ~15 nats that sort-choice's near-miss
+distractors get. That is what HellaSwag measures in a real model (a calibrated
+preference among plausible endings, not a certainty), and why this probe moves under
+drift where sort-choice does not: a random drift moves log-likelihood margins by a
+few nats (model card), which flips a fraction-of-a-nat preference among four close
+choices and leaves a 15-nat one alone.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import string
 
 from clbench.task import Score, TaskFamily
 
-# Share of the smallest, second and third smallest letter among pretraining answers.
-RANK_WEIGHTS = (0.42, 0.33, 0.25)
+# Share of the smallest, second, third and fourth smallest letter among pretraining answers.
+RANK_WEIGHTS = (0.36, 0.27, 0.21, 0.16)
 
 
 class MinChoice(TaskFamily):
@@ -37,7 +37,7 @@ class MinChoice(TaskFamily):
     def sample(self, rng: random.Random) -> dict:
         w = self.word(rng)
         ranked = sorted(w)
-        choices = ranked[:3] + [rng.choice(ranked[3:])]
+        choices = ranked[:4]
         rng.shuffle(choices)
         return {"prompt": f"min {w}:", "target": ranked[0], "choices": choices,
                 "label": choices.index(ranked[0])}
@@ -45,7 +45,7 @@ class MinChoice(TaskFamily):
     def pretraining_sample(self, rng: random.Random) -> dict:
         """The answer drawn by rank: what makes the learned preference graded."""
         w = self.word(rng)
-        return {"prompt": f"min {w}:", "target": rng.choices(sorted(w)[:3], RANK_WEIGHTS)[0]}
+        return {"prompt": f"min {w}:", "target": rng.choices(sorted(w)[:4], RANK_WEIGHTS)[0]}
 
     def score(self, item: dict, completion: str) -> Score:
         """`completion` is the chosen continuation (highest log-likelihood)."""
