@@ -6,7 +6,7 @@ es-fine-tuning-paper repository). Per iteration t:
 
   members n = 1..N, each a seed; eps_n ~ N(0, I) regenerated from it, tensor by tensor
   R_n   = mean reward of theta + sigma * eps_n on one batch shared by all members
-  z_n   = (R_n - mean(R)) / (std(R) + 1e-8)                        (z-scores)
+  z_n   = (R_n - mean(R)) / (std(R) + 1e-8)                        (z-scores; or centered ranks)
   theta <- theta + alpha * (1/N) * sum_n z_n * eps_n               (no 1/sigma)
 
 Departures, deliberate: each tensor is seeded from (member seed, tensor index)
@@ -50,6 +50,9 @@ class ESConfig(MethodConfig):
         "local", description="population scoring: in-process, one worker process per core, or "
         "Ray actors (pip install clbench[ray]; one model replica per worker/GPU)")
     workers: int = Field(2, ge=1, description="worker processes for the local backend")
+    shaping: Literal["zscore", "centered-rank"] = Field(
+        "zscore", description="fitness shaping: z-scores as in arXiv 2509.24372, or centered ranks "
+        "in [-0.5, 0.5] (Salimans et al., arXiv 1703.03864), which ignore the rewards' scale")
     restore: Literal["copy", "subtract"] = Field(
         "copy", description="undo a member's noise by copying saved weights back (exact, so every "
         "backend gives the same numbers; one extra weight copy) or by regenerating and subtracting "
@@ -149,6 +152,28 @@ def zscore(rewards: list[float]) -> list[float]:
     return ((r - r.mean()) / (r.std(unbiased=False) + 1e-8)).tolist()
 
 
+def centered_rank(rewards: list[float]) -> list[float]:
+    """Ranks scaled to [-0.5, 0.5], ties sharing their mean rank (arXiv 1703.03864, sec. 2.2;
+    evosax's centered_rank). All-equal rewards give all zeros, as z-scores do."""
+    n = len(rewards)
+    if n < 2:
+        return [0.0] * n
+    order = sorted(range(n), key=lambda i: rewards[i])
+    ranks = [0.0] * n
+    i = 0
+    while i < n:  # a run of equal rewards shares the mean of its ranks
+        j = i
+        while j + 1 < n and rewards[order[j + 1]] == rewards[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2
+        i = j + 1
+    return [r / (n - 1) - 0.5 for r in ranks]
+
+
+SHAPING = {"zscore": zscore, "centered-rank": centered_rank}
+
+
 class ES(Method):
     name = "es"
     version = 1
@@ -196,7 +221,7 @@ class ES(Method):
             members = self.members(step_seed)
             rewards, tokens = pop.evaluate(noise, members, batches)
             fit = [self.fitness(r, batches) for r in rewards]
-            pop.apply(apply_update, noise, members, zscore(fit), c.alpha, self.update_keep())
+            pop.apply(apply_update, noise, members, SHAPING[c.shaping](fit), c.alpha, self.update_keep())
             self.after_update(pop, ctx)
             ctx.step(forward_tokens=tokens, members_scored=len(members),
                      completions=len(members) * sum(len(b.items) for b in batches),

@@ -21,6 +21,16 @@ def test_zscore_by_hand():
     assert zscore([0.5, 0.5]) == [0.0, 0.0]  # all equal: no step at all
 
 
+def test_centered_rank_by_hand():
+    from clbench.methods.es import centered_rank
+
+    assert centered_rank([0.3, 0.1, 0.2]) == pytest.approx([0.5, -0.5, 0.0])
+    # ties share their mean rank: ranks (0, 1.5, 1.5, 3) / 3 - 0.5
+    assert centered_rank([0.0, 0.4, 0.4, 0.9]) == pytest.approx([-0.5, 0.0, 0.0, 0.5])
+    assert centered_rank([0.5, 0.5]) == [0.0, 0.0]
+    assert centered_rank([1e-9, 0.0, 1e6]) == centered_rank([0.2, 0.1, 0.3])  # scale-free
+
+
 def test_noise_is_seeded_per_tensor_and_regenerated_identically():
     m = Tiny()
     n = Noise(sigma=0.1)

@@ -141,7 +141,7 @@ PINNED = {  # (version, data fingerprint): change the data only with a version b
     "cipher": (1, "c5cd677f18241ded"), "code": (1, "e8a72739cd2f0edb"),
     "countdown": (2, "3abd17a368280c3a"), "countdown-full-generated": (1, "aab384e95e87f427"),
     "reverse": (1, "323e7b454c0d5148"), "sort": (1, "5884f20058630318"),
-    "sort-choice": (1, "a02fb7a873e0dd2c"),
+    "sort-choice": (1, "a02fb7a873e0dd2c"), "min-choice": (1, "48914dd634e41e06"),
 }
 
 
