@@ -16,7 +16,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from clbench.generation import generate_for, task_prompts, task_stop_ids  # noqa: E402
+from clbench.generation import decode_until_stop, generate_for, task_prompts, task_stop_ids  # noqa: E402
+from clbench.harness import Harness  # noqa: E402
 from clbench.model import load_model  # noqa: E402
 from clbench.registry import Registry  # noqa: E402
 
@@ -31,8 +32,7 @@ def sampled(task, model, tok, items: list[dict], k: int, temperature: float, see
                          num_return_sequences=k, max_new_tokens=task.max_new_tokens,
                          eos_token_id=stops, pad_token_id=tok.pad_token_id)
     rows = gen[:, enc["input_ids"].shape[1]:].tolist()  # (items * k, new tokens)
-    texts = [tok.decode(r[:next((i for i, t in enumerate(r) if t in stops), len(r))],
-                        skip_special_tokens=True) for r in rows]
+    texts = [decode_until_stop(tok, r, stops) for r in rows]
     return [texts[i * k:(i + 1) * k] for i in range(len(items))]
 
 
@@ -50,6 +50,7 @@ def main() -> None:
     reg = Registry.load()
     seq = reg.sequence(args.sequence)
     lm = load_model(args.model)
+    harness = Harness(lm.model, lm.tokenizer)
     print(f"model {args.model}, {args.split} split, pass@{args.k} at temperature {args.temperature}")
     print(f"| column | items | greedy % | pass@{args.k} % | sampled, per sample % | seconds |")
     print("|---|---|---|---|---|---|")
@@ -57,9 +58,7 @@ def main() -> None:
         task, start = reg.task(name), time.time()
         items = task.split(args.split)[: args.limit]
         if task.kind == "choice":
-            from clbench.harness import Harness
-
-            acc = Harness(lm.model, lm.tokenizer).score([name], limit=args.limit, split=args.split)[name]
+            acc = harness.score([name], limit=args.limit, split=args.split)[name]
             print(f"| {name} | {len(items)} | {100 * acc:.1f} (log-likelihood choice) | - | - | "
                   f"{time.time() - start:.0f} |", flush=True)
             continue

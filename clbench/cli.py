@@ -140,8 +140,7 @@ def cmd_pretrain(args) -> int:
     from clbench.config import describe_validation_error
     from clbench.model import EMBEDDED_DIR
     from clbench.pretrain import pretrain
-    from clbench.recipe import DEFAULT_RECIPE, check_families, load_recipe
-    from clbench.registry import Registry
+    from clbench.recipe import DEFAULT_RECIPE, load_recipe
 
     recipe = load_recipe(args.recipe or DEFAULT_RECIPE)
     flags = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed") if getattr(args, k) is not None}
@@ -149,7 +148,6 @@ def cmd_pretrain(args) -> int:
         recipe = recipe.model_validate({**recipe.model_dump(), **flags})
     except ValidationError as e:
         raise UserError(describe_validation_error(e, "--")) from None
-    check_families(recipe, Registry.load())  # a bad variant is exit 2 before any training
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     output = Path(args.output) if args.output else EMBEDDED_DIR
     _console().print(pretrain(recipe, output=output))

@@ -61,6 +61,12 @@ def generate_tasks(parts: list[tuple[object, list[dict]]], model, tokenizer) -> 
     return out, tokens
 
 
+def decode_until_stop(tokenizer, row: list[int], stops) -> str:
+    """A generated row's text up to (not including) its first stop token."""
+    cut = next((i for i, t in enumerate(row) if t in stops), len(row))
+    return tokenizer.decode(row[:cut], skip_special_tokens=True)
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int | list[int],
              batch_size: int = 64, chat: bool = False,
@@ -90,8 +96,6 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int | list[in
         )
         new = gen[:, enc["input_ids"].shape[1] :]  # (batch, <= max_new_tokens)
         for row, budget in zip(new.tolist(), budgets[start : start + batch_size]):
-            row = row[:budget]
-            cut = next((i for i, t in enumerate(row) if t in stops), len(row))
-            out.append(tokenizer.decode(row[:cut], skip_special_tokens=True))
+            out.append(decode_until_stop(tokenizer, row[:budget], stops))
         tokens += int(enc["attention_mask"].sum()) + int(new.numel())
     return out, tokens

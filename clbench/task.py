@@ -35,6 +35,13 @@ def exact_match(item: dict, completion: str) -> Score:
     return Score(reward=float(ok), correct=ok)
 
 
+def choice_match(item: dict, completion: str) -> Score:
+    """Multiple choice: `completion` is the chosen continuation (highest log-likelihood);
+    correct when it is the labelled choice."""
+    ok = completion == item["choices"][item["label"]]
+    return Score(reward=float(ok), correct=ok)
+
+
 def _valid_score(s: object) -> bool:
     return isinstance(s, Score) and isinstance(s.correct, bool) and is_finite_real(s.reward)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import string
 
-from clbench.task import Score, TaskFamily
+from clbench.task import Score, TaskFamily, choice_match
 
 # Share of the smallest, second, third and fourth smallest letter among pretraining answers.
 RANK_WEIGHTS = (0.36, 0.27, 0.21, 0.16)
@@ -48,9 +48,7 @@ class MinChoice(TaskFamily):
         return {"prompt": f"min {w}:", "target": rng.choices(sorted(w)[:4], RANK_WEIGHTS)[0]}
 
     def score(self, item: dict, completion: str) -> Score:
-        """`completion` is the chosen continuation (highest log-likelihood)."""
-        ok = completion == item["choices"][item["label"]]
-        return Score(reward=float(ok), correct=ok)
+        return choice_match(item, completion)
 
     def lm_eval_task_name(self) -> str:
         return "min_choice"

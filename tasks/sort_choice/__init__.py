@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import string
 
-from clbench.task import Score, TaskFamily
+from clbench.task import Score, TaskFamily, choice_match
 
 
 def near_misses(answer: str, rng: random.Random, n: int = 3) -> list[str]:
@@ -47,9 +47,7 @@ class SortChoice(TaskFamily):
                 "label": choices.index(answer)}
 
     def score(self, item: dict, completion: str) -> Score:
-        """`completion` is the chosen continuation (highest log-likelihood)."""
-        ok = completion == item["choices"][item["label"]]
-        return Score(reward=float(ok), correct=ok)
+        return choice_match(item, completion)
 
     def lm_eval_task_name(self) -> str:
         return "sort_choice"
