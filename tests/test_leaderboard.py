@@ -161,6 +161,14 @@ BROKEN = [
     ("curve-drift", _set(["curves", 0, "drift_l2"], -1.0), "curves[0].drift_l2: -1.0 is negative"),
     ("curve-sparsity", _set(["curves", 0, "sparsity"], 7.0), "curves[0].sparsity: 7.0 outside [0, 1]"),
     ("method-name-newline", _set(["method", "name"], "es\n"), "method.name: 'es\\n' is not a kebab-case"),
+    ("method-unregistered", _set(["method", "name"], "my-es"),
+     "method.name: 'my-es' is not an installed method (known: es, es-awd"),
+    ("method-version", _set(["method", "version"], 99), "method.version: 99; the installed es is version 1"),
+    ("method-renamed", _set(["method", "name"], "grpo"), "method.config.population: Extra inputs are not permitted"),
+    ("method-config-bound", _set(["method", "config", "sigma"], -1.0),
+     "method.config.sigma: Input should be greater than 0 (under es's Config)"),
+    ("method-config-type", _set(["method", "config", "population"], "30"),
+     "method.config.population: Input should be a valid integer"),
     ("schema-version", _set(["schema_version"], 999), "schema_version: 999; this clbench reads version 1"),
     ("completions-hidden", _set(["budget", "completions_per_task"], {}),
      "budget.completions_per_task: no count for trained task(s) ['countdown', 'code']"),
@@ -238,6 +246,16 @@ def test_sequence_without_registered_base_model_is_custom_only(std_doc):
     assert validate_doc(doc, reg2).ok
 
 
+def test_unregistered_method_or_version_is_custom_only(std_doc):
+    """A plugin nobody here can install, or another version of a built-in, is shown apart."""
+    for where, value in ((["method", "name"], "my-es"), (["method", "version"], 2)):
+        doc = copy.deepcopy(std_doc)
+        doc[where[0]][where[1]] = value
+        assert len(validate_doc(doc).problems) == 1
+        doc["custom"] = "my own method"
+        assert validate_doc(doc).ok
+
+
 # ----------------------------------------------------------------------------- submit
 def test_submit_files_once_and_never_overwrites(std_doc, raw_doc, run_dir, tmp_path, capsys):
     board = tmp_path / "board"
@@ -283,10 +301,11 @@ def _learner(std_doc, seed: int):
 
 
 def _noop(std_doc, seed: int):
-    """A method that learns nothing and forgets nothing: every row equals row 0."""
+    """A run that learns nothing and forgets nothing: every row equals row 0 (filed as a
+    registered method, grpo at its defaults, since validate refuses unknown ones)."""
     d = copy.deepcopy(std_doc)
     d["seed"] = seed
-    d["method"] = {"name": "noop", "version": 1, "config": {}}
+    d["method"] = {"name": "grpo", "version": 1, "config": {}}
     d["matrix"]["values"] = [list(d["matrix"]["values"][0]) for _ in d["matrix"]["values"]]
     return resummarize(d)
 
@@ -328,7 +347,7 @@ def test_ranking_puts_a_learner_above_a_method_that_learns_nothing(board, std_do
     assert "**Ranking rule.**" in text and text.index("Ranking rule") < text.index("| # |")
     standard, custom = text.split("### Custom entries")
     rows = [ln for ln in standard.splitlines() if ln.startswith("| 1 |") or ln.startswith("| 2 |")]
-    assert rows[0].startswith("| 1 | es |") and rows[1].startswith("| 2 | noop |")
+    assert rows[0].startswith("| 1 | es |") and rows[1].startswith("| 2 | grpo |")
     cols = [c.strip() for c in rows[1].split("|")[1:-1]]
     head = [c.strip() for c in standard.splitlines()[[i for i, ln in enumerate(standard.splitlines())
                                                        if ln.startswith("| # |")][0]].split("|")[1:-1]]

@@ -108,6 +108,8 @@ def _check(r: RunResult, reg, base_scores: dict, v: Verdict) -> None:
     _check_cost(r, P)
     if not NAME.fullmatch(r.method.name):
         P(f"method.name: {r.method.name!r} is not a kebab-case registry name (a-z, 0-9, '-', '.', '_')")
+    else:
+        _check_method(r, reg, v.deviations.append)
     if r.sequence.name not in reg.sequences:
         P(f"sequence.name: unknown sequence {r.sequence.name!r}; known: {', '.join(sorted(reg.sequences))}")
         return
@@ -121,6 +123,27 @@ def _check(r: RunResult, reg, base_scores: dict, v: Verdict) -> None:
     _check_budget(r, seq, reg, P, v.deviations.append)
     _check_curves(r, seq, P)
     _check_curve_granularity(r, reg, P)
+
+
+def _check_method(r, reg, deviate) -> None:
+    """A standard entry names a method the installed registry knows, at the version it
+    reports, with a config that method's Config accepts: otherwise its numbers cannot be
+    attributed to (or re-run as) anything on the board."""
+    m = r.method
+    if m.name not in reg.methods:
+        known = ", ".join(sorted(reg.methods)) or "(none)"
+        deviate(f"method.name: {m.name!r} is not an installed method (known: {known}); install "
+                "its plugin package")
+        return
+    cls = reg.method(m.name)
+    if m.version != cls.version:
+        deviate(f"method.version: {m.version}; the installed {m.name} is version {cls.version}")
+    try:
+        cls.Config.model_validate(m.config, strict=True)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "(root)"
+        deviate(f"method.config.{where}: {err['msg']} (under {m.name}'s Config)")
 
 
 def _check_sequence(r, seq, reg, P) -> bool:
