@@ -2,8 +2,9 @@
 
 At the registered budget this takes hours of CPU (about 3.1 h for 6 methods x 3 seeds on
 2 cores; 9-13 min per run, cost.wall_seconds of the committed submissions), so it is
-resumable: a finished run is reused, an interrupted one resumed,
-an already-filed submission skipped. `--steps`/`--eval-limit` give a smoke run whose
+resumable: a method and seed already filed on the board is skipped (so a fresh clone
+resumes from the committed submissions alone), a finished run is reused, an interrupted
+one resumed. `--steps`/`--eval-limit` give a smoke run whose
 entries are filed as custom ones (ranked apart):
 
     .venv/bin/python leaderboard/build_first_board.py                      # the real board
@@ -30,6 +31,16 @@ def registered_methods() -> list[str]:
     from clbench.registry import Registry
 
     return sorted(Registry.load().methods)
+
+
+def filed_entry(method: str, seed: int, args) -> Path | None:
+    """The board's standard entry for this method and seed, if one is filed (a smoke build's
+    custom entries never count, so they cannot stand in for real runs)."""
+    for f in sorted((Path(args.board) / "submissions" / args.sequence).glob(f"{method}-seed{seed}-*.json")):
+        doc = json.loads(f.read_text())
+        if doc.get("method", {}).get("name") == method and doc.get("seed") == seed and not doc.get("custom"):
+            return f
+    return None
 
 
 def run_one(method: str, seed: int, args) -> Path:
@@ -75,6 +86,10 @@ def main(argv=None) -> int:
     print(f"methods: {', '.join(methods)}; seeds 0..{args.seeds - 1}; sequence {args.sequence}")
     for method in methods:
         for seed in range(args.seeds):
+            filed = filed_entry(method, seed, args)
+            if filed is not None:  # a fresh machine has the board but not the run folders
+                print(f"  {method} seed {seed}: filed earlier as {filed.name}, skipped")
+                continue
             out = run_one(method, seed, args)
             summary = json.loads((out / "result.json").read_text())["summary"]
             print(f"  ACC {100 * summary['acc']:.1f}  BWT {summary['bwt']}")

@@ -13,6 +13,7 @@ validating), and the switch is one commit that moves `tree/` into place and
 
     .venv/bin/python leaderboard/build_next_board.py stage --model PATH   # freeze a base into tree/
     .venv/bin/python leaderboard/build_next_board.py build [--methods es,grpo] [--seeds 3]
+    .venv/bin/python leaderboard/build_next_board.py exec -- CMD...       # a sweep on the staged files
     .venv/bin/python leaderboard/build_next_board.py switch               # when all runs exist
 
 `build` resumes where it stopped (a finished run is reused, an interrupted one resumed,
@@ -77,7 +78,8 @@ def overlaid():
 def stage(model: Path) -> None:
     """Copy a pretrained base into tree/, register its row-0 scores and fingerprint in the
     staged base_scores.json and sequence YAMLs (edit those YAMLs in tree/ first: probes,
-    budget, method_config), and refuse if a staged run already exists."""
+    budget, method_config; a sequence left out of tree/ stays as main has it), and refuse if
+    a staged run already exists."""
     if any((NEXT / "submissions").rglob("*.json")):
         sys.exit("next/submissions already holds runs of the staged base: it is frozen")
     for rel in STAGED[1:]:  # start from the shipped files unless tree/ already has them
@@ -87,12 +89,9 @@ def stage(model: Path) -> None:
     shutil.copytree(model, TREE / MODEL)
     with overlaid():
         subprocess.run([sys.executable, "-m", "clbench", "leaderboard", "register-base"], check=True)
-        for rel in STAGED[1:]:  # register-base wrote into the overlaid copies: keep them
-            src, dst = REPO / rel, TREE / rel
-            if src.is_dir():
-                shutil.copytree(src, dst, dirs_exist_ok=True)
-            else:
-                shutil.copy2(src, dst)
+        for rel in staged_files():  # register-base wrote into the overlaid copies: keep them
+            if MODEL not in rel.parents:
+                shutil.copy2(REPO / rel, TREE / rel)
     print(f"staged {model} in {TREE}")
 
 
@@ -102,6 +101,15 @@ def build(argv: list[str]) -> None:
 
     with overlaid():
         build_first_board.main(["--board", str(NEXT), "--runs", str(REPO / "runs" / "next-board"), *argv])
+
+
+def exec_overlaid(cmd: list[str]) -> int:
+    """Run any command against the staged files (a sweep or benchmark on the next base with
+    its sequences, before the switch); its exit code is returned."""
+    if not cmd:
+        sys.exit("exec: give a command after `--`, e.g. exec -- .venv/bin/python benchmarks/ewc_sweep.py")
+    with overlaid():
+        return subprocess.run(cmd).returncode
 
 
 def switch() -> None:
@@ -129,11 +137,14 @@ def main() -> int:
     sub.add_parser("build", help="run and file the next board's entries (resumable); other "
                    "arguments go to build_first_board.py (--methods, --seeds)")
     sub.add_parser("switch", help="move the staged files and board into place")
+    sub.add_parser("exec", help="run a command (after --) with the staged files in place")
     args, rest = ap.parse_known_args()
     if args.cmd == "stage":
         stage(args.model)
     elif args.cmd == "build":
         build(rest)
+    elif args.cmd == "exec":
+        return exec_overlaid(rest[1:] if rest[:1] == ["--"] else rest)
     else:
         switch()
     return 0

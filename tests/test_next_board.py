@@ -35,3 +35,23 @@ def test_nothing_staged_is_a_clear_stop(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="nothing staged"):
         with nb.overlaid():
             pass
+
+
+def test_a_filed_standard_entry_is_skipped_and_a_custom_one_is_not(tmp_path):
+    """A fresh clone has the committed submissions but not the run folders: the build must
+    resume from the board, not re-run three hours of filed entries."""
+    import argparse
+    import json
+
+    import build_first_board as fb
+
+    sub = tmp_path / "submissions" / "math-then-code"
+    sub.mkdir(parents=True)
+    (sub / "es-awd-seed0-aaaa.json").write_text(json.dumps({"method": {"name": "es-awd"}, "seed": 0}))
+    (sub / "es-seed1-bbbb.json").write_text(json.dumps({"method": {"name": "es"}, "seed": 1,
+                                                        "custom": "smoke run"}))
+    args = argparse.Namespace(board=str(tmp_path), sequence="math-then-code")
+    assert fb.filed_entry("es-awd", 0, args) == sub / "es-awd-seed0-aaaa.json"
+    assert fb.filed_entry("es", 0, args) is None      # es-awd's file is not es's
+    assert fb.filed_entry("es", 1, args) is None      # a custom (smoke) entry does not count
+    assert fb.filed_entry("es-awd", 1, args) is None
