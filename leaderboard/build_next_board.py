@@ -84,6 +84,7 @@ def stage(model: Path) -> None:
         sys.exit("next/submissions already holds runs of the staged base: it is frozen")
     for rel in STAGED[1:]:  # start from the shipped files unless tree/ already has them
         if not (TREE / rel).exists():
+            (TREE / rel).parent.mkdir(parents=True, exist_ok=True)
             (shutil.copytree if (REPO / rel).is_dir() else shutil.copy2)(REPO / rel, TREE / rel)
     shutil.rmtree(TREE / MODEL, ignore_errors=True)
     shutil.copytree(model, TREE / MODEL)
