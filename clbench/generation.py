@@ -10,20 +10,26 @@ import torch
 from clbench.model import stop_token_ids
 
 
-def chat_prompts(tokenizer, prompts: list[str]) -> list[str]:
-    """Each prompt as one user turn of the model's chat template, ready for the answer;
-    unchanged when the tokenizer has no template. lm-eval's `apply_chat_template` builds
-    the same text (HFLM.apply_chat_template), so rewards and scores see one prompt."""
+def chat_prompts(tokenizer, prompts: list[str], prefix: str = "") -> list[str]:
+    """Each prompt as one user turn of the model's chat template, ready for the answer,
+    with the assistant turn opened by `prefix` (the papers open it with `<think>`);
+    prompt + prefix when the tokenizer has no template. lm-eval builds the same text
+    (its `gen_prefix`: an assistant message continued, HFLM.apply_chat_template), so
+    rewards and scores see one prompt."""
     if not getattr(tokenizer, "chat_template", None):
-        return list(prompts)
-    return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                          add_generation_prompt=True) for p in prompts]
+        return [p + prefix for p in prompts]
+    if not prefix:
+        return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                              add_generation_prompt=True) for p in prompts]
+    return [tokenizer.apply_chat_template([{"role": "user", "content": p},
+                                           {"role": "assistant", "content": prefix}],
+                                          tokenize=False, continue_final_message=True) for p in prompts]
 
 
 def task_prompts(task, tokenizer, items: list[dict]) -> list[str]:
     """The text a model sees for each item: the chat-wrapped prompt where the task asks."""
     prompts = [i["prompt"] for i in items]
-    return chat_prompts(tokenizer, prompts) if task.chat else prompts
+    return chat_prompts(tokenizer, prompts, task.assistant_prefix) if task.chat else prompts
 
 
 def task_stop_ids(task, tokenizer) -> list[int]:
@@ -32,14 +38,15 @@ def task_stop_ids(task, tokenizer) -> list[int]:
 
 
 def correct_completion(task, item: dict) -> str:
-    """The target as the model should write it: followed by the task's stop string."""
+    """The target as the model should write it (after any assistant prefix the prompt
+    holds), followed by the task's stop string."""
     return item["target"] + (task.stop[0] if task.stop else "")
 
 
 def generate_for(task, model, tokenizer, items: list[dict], batch_size: int = 64) -> tuple[list[str], int]:
     """`generate` with the task's own token budget, prompt form and stop strings."""
     return generate(model, tokenizer, [i["prompt"] for i in items], task.max_new_tokens,
-                    batch_size=batch_size, chat=task.chat, stop=task.stop)
+                    batch_size=batch_size, chat=task.chat, stop=task.stop, prefix=task.assistant_prefix)
 
 
 def generate_tasks(parts: list[tuple[object, list[dict]]], model, tokenizer) -> tuple[list[list[str]], int]:
@@ -49,12 +56,13 @@ def generate_tasks(parts: list[tuple[object, list[dict]]], model, tokenizer) -> 
     out: list[list[str] | None] = [None] * len(parts)
     groups: dict[tuple, list[int]] = {}
     for k, (task, _) in enumerate(parts):
-        groups.setdefault((task.chat, tuple(task.stop)), []).append(k)
+        groups.setdefault((task.chat, tuple(task.stop), task.assistant_prefix), []).append(k)
     tokens = 0
-    for (chat, stop), ks in groups.items():
+    for (chat, stop, prefix), ks in groups.items():
         prompts = [i["prompt"] for k in ks for i in parts[k][1]]
         budgets = [parts[k][0].max_new_tokens for k in ks for _ in parts[k][1]]
-        comps, n = generate(model, tokenizer, prompts, budgets, batch_size=len(prompts), chat=chat, stop=stop)
+        comps, n = generate(model, tokenizer, prompts, budgets, batch_size=len(prompts), chat=chat,
+                             stop=stop, prefix=prefix)
         tokens += n
         for k in ks:
             out[k], comps = comps[: len(parts[k][1])], comps[len(parts[k][1]) :]
@@ -70,17 +78,18 @@ def decode_until_stop(tokenizer, row: list[int], stops) -> str:
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int | list[int],
              batch_size: int = 64, chat: bool = False,
-             stop: tuple[str, ...] = ("\n",)) -> tuple[list[str], int]:
+             stop: tuple[str, ...] = ("\n",), prefix: str = "") -> tuple[list[str], int]:
     """Completions cut at the first stop token, and the number of tokens processed
     (prompt + generated, per sequence), for cost accounting. `chat`: wrap prompts in
     the chat template (full-scale tasks); `stop`: the task's stop strings (the newline
-    ends an embedded answer; full-scale answers span lines and stop at EOS only).
+    ends an embedded answer; full-scale answers span lines and stop at EOS only);
+    `prefix`: with `chat`, the text that opens the assistant turn (not in the completion).
     `max_new_tokens` may be one budget per prompt (rows are cut to their own)."""
     budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     stops = stop_token_ids(tokenizer, newline="\n" in stop)
     device = next(model.parameters()).device
     if chat:
-        prompts = chat_prompts(tokenizer, prompts)
+        prompts = chat_prompts(tokenizer, prompts, prefix)
     out: list[str] = []
     tokens = 0
     for start in range(0, len(prompts), batch_size):

@@ -71,12 +71,13 @@ class RunContext:
         return general_items(spec)
 
     def generate(self, prompts: list[str], max_new_tokens: int, chat: bool = False,
-                 stop: tuple[str, ...] = ("\n",)) -> tuple[list[str], int]:
-        """Batched greedy completions of ctx.model and the tokens processed (`chat` and
-        `stop` as the task asks: see clbench.generation.generate)."""
+                 stop: tuple[str, ...] = ("\n",), prefix: str = "") -> tuple[list[str], int]:
+        """Batched greedy completions of ctx.model and the tokens processed (`chat`, `stop`
+        and `prefix` as the task asks: see clbench.generation.generate)."""
         from clbench.generation import generate
 
-        return generate(self.model, self.tokenizer, prompts, max_new_tokens, chat=chat, stop=stop)
+        return generate(self.model, self.tokenizer, prompts, max_new_tokens, chat=chat, stop=stop,
+                        prefix=prefix)
 
     def score(self, task, items: list[dict]) -> tuple[list[float], int]:
         """Rewards of ctx.model's greedy answers by the task's own scoring, and tokens."""

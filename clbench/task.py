@@ -66,6 +66,9 @@ class TaskFamily:
     # Full-scale tasks written for instruction-tuned models: their prompt goes through the
     # model's chat template (if it has one) for training rewards and evaluation alike.
     chat: ClassVar[bool] = False
+    # With `chat`: text that opens the assistant turn after the template's generation prompt
+    # (the ES papers' Countdown opens it with "<think>"); completions are what follows it.
+    assistant_prefix: ClassVar[str] = ""
 
     # ---- to implement -------------------------------------------------
     def sample(self, rng: random.Random) -> dict:

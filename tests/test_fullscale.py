@@ -395,8 +395,16 @@ def test_lm_eval_sees_the_prompt_training_rewards_see(data_dir, models):
                             tokenizer_name=h.lm.tokenizer_name)
     contexts = [inst.args[0] for inst in sorted(task.instances, key=lambda i: i.doc_id)]
     items = Registry.load().task("countdown-full").split("test")[:2]
-    assert contexts == chat_prompts(lm.tokenizer, [i["prompt"] for i in items])
+    assert contexts == chat_prompts(lm.tokenizer, [i["prompt"] for i in items], "<think>")
     assert contexts[0].startswith("<|im_start|>user\nUsing the numbers")
+    assert contexts[0].endswith("</answer> tags, for example <answer> (1 + 2) / 3 </answer>.<|im_end|>\n"
+                                "<|im_start|>assistant\n<think>")  # the papers open the turn with <think>
+    plain = load_model(str(models["plain"]))  # no template: lm-eval's text is prompt + prefix
+    task = Harness(plain.model, plain.tokenizer)._ours.load(["countdown_full"])["tasks"]["countdown_full"]
+    task.build_all_requests(limit=2, apply_chat_template=False)
+    contexts = [inst.args[0] for inst in sorted(task.instances, key=lambda i: i.doc_id)]
+    assert contexts == chat_prompts(plain.tokenizer, [i["prompt"] for i in items], "<think>")
+    assert contexts[0].endswith("</answer>.<think>")
 
 
 def test_grpo_in_bfloat16_on_cpu_writes_a_valid_result(tmp_path, data_dir):

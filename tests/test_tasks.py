@@ -51,17 +51,18 @@ def test_reference_answers_score_correct_and_garbage_scores_zero(name):
     assert all(not s.correct and s.reward == 0.0 for s in bad)
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", sorted(n for n in REG.tasks if not isinstance(REG.task(n), LmEvalProbe)))
 def test_yaml_matches_family(name):
     fam = REG.task(name)
-    text = (fam.lm_eval_dir / f"{fam.lm_eval_task_name()}.yaml").read_text()
-    text = re.sub(r"!function \S+", "fn", text)
-    cfg = yaml.safe_load(text)
+    cfgs = [yaml.safe_load(re.sub(r"!function \S+", "fn", f.read_text()))
+            for f in sorted(fam.lm_eval_dir.glob("*.yaml"))]
+    cfg = next(c for c in cfgs if c["task"] == fam.lm_eval_task_name())
     assert cfg["task"] == fam.lm_eval_task_name()
     assert cfg["metadata"]["version"] == fam.version
     if fam.kind == "generate":
         assert cfg["generation_kwargs"]["max_gen_toks"] == fam.max_new_tokens
         assert cfg["generation_kwargs"]["until"] == list(fam.stop)
+        assert cfg.get("gen_prefix", "") == (fam.assistant_prefix if fam.chat else "")
 
 
 def test_countdown_scoring_by_hand():
@@ -88,6 +89,35 @@ def test_countdown_tagged_format_reward():
     assert score_tagged("3*5+7", [3, 5, 7], 22).reward == 0.0
 
 
+# (completion after the prompt's "<think>", reward): the papers' reward on "<think>" + completion
+TAGGED_CASES = [
+    ("reasoning</think>\n<answer>3*5+7</answer>", 1.1),            # the papers' response shape
+    ("<think>3*5+7", 0.0),                                         # a lone opening tag
+    ("<answer>3*5+7", 0.0),                                        # an unclosed answer
+    ("3*5+7</think>", 0.01),                                       # the prompt's <think> closed
+    ("r</think>\n<answer>3*5+7", 0.01),                            # think closed, answer not
+    ("r</think> <answer>3*5+7</answer>", 0.06 + 1.0),              # both pairs, not the shape
+    ("r</think>\n<answer>1</answer>\n<answer>3*5+7</answer>", 1.1),  # the last answer counts
+    ("r</think>\n<answer>3*5+7</answer>\n<answer>1</answer>", 0.1),
+    ("r</think>\n<answer> 3*5+7 </answer>\n", 1.1),                # one final newline: still the shape
+    ("r</think>\n<answer>3*5+7</answer> ", 1.06),                  # anything else around it: not
+    ("  r</think>\n\n<answer>3*5+7</answer>", 1.06),               # two newlines at the seam: not
+    ("</answer><answer>", 0.0),                                    # a close before its open
+]
+
+
+@pytest.mark.parametrize("completion,reward", TAGGED_CASES)
+def test_tagged_reward_is_the_papers_on_think_plus_completion(completion, reward):
+    from clbench.tasks.gsm8k import score_gsm8k
+
+    assert score_tagged(completion, [3, 5, 7], 22).reward == pytest.approx(reward)
+    full = REG.task("countdown-full-generated")
+    assert full.score({"nums": [3, 5, 7], "goal": 22}, completion).reward == pytest.approx(reward)
+    # gsm8k shares the format credit: the same tags around its gold number
+    as_gsm = completion.replace("3*5+7", "22")
+    assert score_gsm8k(as_gsm, "22").reward == pytest.approx(reward)
+
+
 def test_tagged_scoring_is_linear_on_hostile_completions():
     """Many unclosed <answer> tags made the lazy tag regexes quadratic (14 s for 160 kB)."""
     import time
@@ -95,7 +125,7 @@ def test_tagged_scoring_is_linear_on_hostile_completions():
     from clbench.tasks.gsm8k import score_gsm8k
 
     start = time.perf_counter()
-    assert score_tagged("<answer>" * 50_000, [3, 5, 7], 22).reward == pytest.approx(0.05)
+    assert score_tagged("<answer>" * 50_000, [3, 5, 7], 22).reward == 0.0  # no pair is closed
     assert score_gsm8k("<think>" + "</think>\n<answer></answer>x" * 20_000, "1").reward == pytest.approx(0.06)
     many = "<think></think>\n" + "<answer>1</answer>" * 20_000 + "<answer>3*5+7</answer>"
     assert score_tagged(many, [3, 5, 7], 22).reward == pytest.approx(1.1)
@@ -139,7 +169,7 @@ def test_sort_choice_distractors_are_near_misses():
 
 PINNED = {  # (version, data fingerprint): change the data only with a version bump
     "cipher": (1, "c5cd677f18241ded"), "code": (1, "e8a72739cd2f0edb"),
-    "countdown": (2, "3abd17a368280c3a"), "countdown-full-generated": (1, "aab384e95e87f427"),
+    "countdown": (2, "3abd17a368280c3a"), "countdown-full-generated": (2, "e27084cec5bcd815"),
     "reverse": (1, "323e7b454c0d5148"), "sort": (1, "5884f20058630318"),
     "sort-choice": (1, "a02fb7a873e0dd2c"), "min-choice": (1, "48914dd634e41e06"),
 }

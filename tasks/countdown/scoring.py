@@ -14,7 +14,8 @@ from clbench.task import Score
 
 ALLOWED = re.compile(r"^[0-9+\-*/() ]+$")
 MAX_LEN = 64
-OPEN, CLOSE, THINK, SEAM = "<answer>", "</answer>", "<think>", "</think>\n<answer>"
+OPEN, CLOSE, THINK, THINK_CLOSE = "<answer>", "</answer>", "<think>", "</think>"
+SEAM = THINK_CLOSE + "\n" + OPEN
 
 
 def _eval(node: ast.AST) -> float:
@@ -95,16 +96,33 @@ def _last_answer(text: str) -> str | None:
     return last
 
 
+def _has_pair(text: str, open_: str, close: str) -> bool:
+    """An opening tag with a closing one after it (the papers' `re.search(open.*?close)`)."""
+    start = text.find(open_)
+    return start != -1 and text.find(close, start + len(open_)) != -1
+
+
 def tagged_answer(completion: str) -> tuple[float, str | None]:
-    """(format credit in [0, 1], the last <answer> tag's text or None) of a completion in
-    the papers' <think>/<answer> format; every tagged task's score starts here."""
-    text = completion.strip()
-    fmt = 1.0 if _exact_shape(text) else 0.1 * (THINK in text) + 0.5 * (OPEN in text)
+    """(format credit in [0, 1], the last <answer> pair's text or None) of a completion in
+    the papers' <think>/<answer> format; every tagged task's score starts here.
+
+    As in the papers' reward code, the text judged is "<think>" + completion: their
+    prompt opens the assistant turn with <think> (our tagged tasks' `assistant_prefix`),
+    so a completion reads `reasoning</think>\n<answer>...</answer>`. Only matched pairs
+    earn format credit; one final newline is allowed (their regex's `$`), nothing else
+    around the exact shape."""
+    text = THINK + completion
+    text = text[:-1] if text.endswith("\n") else text
+    if _exact_shape(text):
+        fmt = 1.0
+    else:
+        fmt = 0.1 * _has_pair(text, THINK, THINK_CLOSE) + 0.5 * _has_pair(text, OPEN, CLOSE)
     return fmt, _last_answer(text)
 
 
 def score_tagged(completion: str, nums: list[int], target: int) -> Score:
-    """Papers' format: <think>...</think>\\n<answer>...</answer>, last answer tag counts."""
+    """Papers' format: `<think>` (in the prompt), then reasoning</think>\\n<answer>...</answer>;
+    the last answer pair counts."""
     fmt, answer = tagged_answer(completion)
     ok = answer is not None and answer_correct(answer, nums, target)
     return Score(reward=0.1 * fmt + float(ok), correct=ok)

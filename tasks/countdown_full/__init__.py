@@ -14,7 +14,7 @@ from clbench.tasks.countdown_full_generated import PROMPT, TaggedCountdown
 
 class CountdownFull(TaggedCountdown, DatasetFamily):
     name = "countdown-full"
-    version = 1
+    version = 2  # 2: the assistant turn opens with <think>; format credit for matched pairs only
     description = "math, papers' Countdown data and format: <think>/<answer> tags, 3-4 numbers"
     source = DataSource("countdown-full", "Jiayi-Pan/Countdown-Tasks-3to4", ("target", "nums"))
 

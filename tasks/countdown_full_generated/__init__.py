@@ -26,6 +26,7 @@ class TaggedCountdown:
     max_new_tokens = 1024
     stop = ()
     chat = True
+    assistant_prefix = "<think>"  # the papers open the assistant turn with it
 
     def score(self, item: dict, completion: str) -> Score:
         return score_tagged(completion, item["nums"], item["goal"])
@@ -33,13 +34,13 @@ class TaggedCountdown:
 
 class CountdownFullGenerated(TaggedCountdown, TaskFamily):
     name = "countdown-full-generated"
-    version = 1
+    version = 2  # 2: the assistant turn opens with <think>; format credit for matched pairs only
     description = "math, papers' format: <think>/<answer> tags, numbers 1-99 (generated stand-in)"
 
     def sample(self, rng: random.Random) -> dict:
         nums, expr, target = reachable_problem(rng, largest=99, max_target=999)
         return {"prompt": PROMPT.format(nums=nums, target=target),
-                "target": f"<think>...</think>\n<answer>{expr}</answer>", "nums": nums, "goal": target}
+                "target": f"...</think>\n<answer>{expr}</answer>", "nums": nums, "goal": target}
 
     def lm_eval_task_name(self) -> str:
         return "countdown_full_generated"

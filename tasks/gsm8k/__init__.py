@@ -39,9 +39,10 @@ def score_gsm8k(completion: str, gold: str) -> Score:
 
 class GSM8K(DatasetFamily):
     name = "gsm8k"
-    version = 1
+    version = 2  # 2: the assistant turn opens with <think>; format credit for matched pairs only
     description = "math word problems (GSM8K), <think>/<answer> tags, exact number"
     max_new_tokens = 512
+    assistant_prefix = "<think>"  # as the papers' Countdown prompt, whose reward this shares
     source = DataSource("gsm8k", "openai/gsm8k", ("question", "answer"), hub_config="main")
 
     def convert(self, row: dict) -> dict:
