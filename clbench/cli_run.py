@@ -170,6 +170,7 @@ def cmd_run(args) -> int:
 
         check_model(cfg.model)  # a missing or broken model is an error before anything is written
         _check_data(cfg)
+        _check_context(cfg)
         out = Path(cfg.output)
         if out.exists() and not out.is_dir():
             raise UserError(f"--output: {out} is a file; give a folder for the run")
@@ -236,6 +237,41 @@ def _check_data(cfg) -> None:
         task = reg.task(name)
         first = task.split("test")[:1]
         task.scores(first, [""] * len(first))
+
+
+def _check_context(cfg) -> None:
+    """A model whose context cannot hold a task's longest test prompt plus its token budget
+    would end in a library assertion mid-run: say so, with both numbers, before anything is
+    written. Skipped for a hub name not on this machine (loading it says why)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from clbench.errors import UserError
+    from clbench.generation import task_prompts
+    from clbench.model import resolve_model_path
+    from clbench.registry import Registry
+
+    path = resolve_model_path(cfg.model)
+    try:
+        config = AutoConfig.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError):
+        return
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if not positions:
+        return
+    reg = Registry.load()
+    seq = reg.sequence(cfg.sequence)
+    for name in seq.tasks + seq.probes:
+        task = reg.task(name)
+        if task.kind != "generate":
+            continue
+        prompts = task_prompts(task, tokenizer, task.split("test"))
+        longest = max((len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts), default=0)
+        if longest + task.max_new_tokens > positions:
+            raise UserError(f"--model: {cfg.model} holds {positions} positions, but task {name!r} needs "
+                            f"{longest + task.max_new_tokens} (its longest test prompt, {longest} tokens, "
+                            f"plus max_new_tokens {task.max_new_tokens}); use a model with a longer "
+                            "context or a sequence whose tasks fit it")
 
 
 def _print_summary(con, result, out) -> None:

@@ -75,7 +75,7 @@ def write_data(root: Path) -> Path:
     return root
 
 
-def save_tiny_model(path: Path, chat_template: str | None, seed: int = 0) -> Path:
+def save_tiny_model(path: Path, chat_template: str | None, seed: int = 0, positions: int = 2048) -> Path:
     """A random 2-layer Llama with the char tokenizer, saved as any HF model folder is."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -84,7 +84,7 @@ def save_tiny_model(path: Path, chat_template: str | None, seed: int = 0) -> Pat
     tok = build_char_tokenizer()
     tok.chat_template = chat_template
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=positions,
                       tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
                       eos_token_id=tok.eos_token_id, bos_token_id=None)
     torch.manual_seed(seed)
@@ -327,6 +327,17 @@ def test_unknown_model_offline_is_exit_2_saying_how_to_provide_it(tmp_path, caps
     err = capsys.readouterr().err
     assert rc == 2 and "nobody/no-such-model-xyz" in err and "--model /path" in err
     assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+def test_context_shorter_than_the_token_budget_is_exit_2_naming_both(tmp_path, data_dir, capsys):
+    """A 512-position model cannot write countdown's 1024-token answers: exit 2 before the run
+    folder exists, not a library assertion at the first generation."""
+    short = save_tiny_model(tmp_path / "short", CHATML, positions=512)
+    rc = main(["run", "--method", "es", "--sequence", "countdown-full-generated", "--model", str(short),
+               "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and not (tmp_path / "o").exists()
+    assert "holds 512 positions" in err and "max_new_tokens 1024" in err and "'countdown-full-generated'" in err
 
 
 # ---- end to end ----------------------------------------------------------------------------
