@@ -33,8 +33,8 @@ Not defended: kernel bugs (no seccomp filter: every syscall is reachable, and ct
 loaded in the worker); CPU/memory use up to the limits; a child can read its copy of
 the worker's memory (other answers and inputs of the same batch, nothing secret); an
 answer may forge its own outputs (no better than computing them: expected values stay
-in the host; in program mode, only for `assert L == <literal>` checks, so a program can
-forge a pass of any other assert).  Where namespaces are
+in the host, and in program mode every one-line assert is judged on the host from the
+values it asks of the answer: clbench.host_checks).  Where namespaces are
 not permitted (e.g. non-root without unprivileged user namespaces) isolation is WEAK:
 the child runs as the calling user and can use the network, read/write that user's
 files and signal its processes.  ``Sandbox.isolation`` reports what is active and a
@@ -447,41 +447,36 @@ class Sandbox:
         return [_score(r, tests) for r, (_, tests) in zip(results, items)]
 
     def score_programs(self, items, limits: SandboxLimits | None = None) -> list[float]:
-        """(program, checks) pairs -> share of checks passed. `assert L == R` with a literal R
-        is a value check: the child returns L's value and the host compares it with R, so
-        an answer that writes "all passed" to the result pipe itself, or returns an object
-        equal to everything, passes no such check."""
-        specs = [[_value_check(c) for c in checks] for _, checks in items]
-        results = self.evaluate_many(
-            [(p, [], [c if v is None else "=" + v[0] for c, v in zip(checks, vs)])
-             for (p, checks), vs in zip(items, specs)], limits)
-        return [sum(_passed(o, v) for o, v in zip(r.outputs, vs)) / len(r.outputs)
-                if r.status == "ok" and r.outputs else 0.0 for r, vs in zip(results, specs)]
+        """(program, checks) pairs -> share of checks passed. Every one-line assert is judged
+        on the host (clbench.host_checks): the child only computes the values the assert
+        asks of the answer, so a program that writes "all passed" to the result pipe
+        itself, patches builtins, exits early or returns an object equal to everything
+        passes no assert. Any other check line runs in the child as a statement."""
+        from clbench.host_checks import host_check, verdict
 
-
-def _value_check(check: str):
-    """(source of L, R) if `check` is `assert L == R` with R a literal, else None."""
-    try:
-        tree = ast.parse(check, mode="exec")
-        stmt = tree.body[0] if len(tree.body) == 1 else None
-        test = stmt.test if isinstance(stmt, ast.Assert) else None
-        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
-            return None
-        return ast.unparse(test.left), ast.literal_eval(test.comparators[0])
-    except Exception:  # not Python, or R is not a literal: an ordinary check
-        return None
-
-
-def _passed(out, spec) -> bool:
-    """A check passed: 1 from an ordinary one, L's value equal to R from a value check."""
-    if spec is None:
-        return type(out) is int and out == 1
-    if type(out) is not str:
-        return False
-    try:
-        return bool(ast.literal_eval(out) == spec[1])
-    except Exception:  # not a literal (a forged or garbled output), too deep, ...
-        return False
+        specs = [[host_check(c) for c in checks] for _, checks in items]
+        jobs = []
+        for (program, checks), hs in zip(items, specs):
+            lines = []
+            for c, h in zip(checks, hs):
+                lines += [c] if h is None else ["=" + r for r in h.requests]
+            jobs.append((program, [], lines))
+        results = self.evaluate_many(jobs, limits)
+        scores = []
+        for (_, checks), hs, r in zip(items, specs, results):
+            if r.status != "ok" or not checks:
+                scores.append(0.0)
+                continue
+            outs, passed = list(r.outputs), 0
+            for h in hs:
+                if h is None:
+                    out = outs.pop(0)
+                    passed += type(out) is int and out == 1
+                else:
+                    values, outs = outs[:len(h.requests)], outs[len(h.requests):]
+                    passed += verdict(h, values)
+            scores.append(passed / len(checks))
+        return scores
 
 
 def _job(key) -> list:

@@ -263,6 +263,49 @@ def test_program_mode_answer_cannot_forge_its_verdict(sb, program, expected):
     assert sb.score_programs([(program, ADD_CHECKS)]) == [pytest.approx(expected)]
 
 
+# asserts of every form the host must judge (issue: any non-literal assert was judged in the child)
+FORMS = ["assert is_even(4)", "assert not is_even(7)", "assert math.isclose(half(3), 1.5, rel_tol=1e-9)",
+         "assert set(evens([1, 2, 4])) == {2, 4}", "assert evens([2]) == evens([2, 3])",
+         "assert len(evens([1, 2, 4])) == 2"]
+RIGHT = ("def is_even(n):\n    return n % 2 == 0\ndef half(n):\n    return n / 2\n"
+         "def evens(xs):\n    return [x for x in xs if x % 2 == 0]")
+CONSTANT = "def is_even(n):\n    return True\nhalf = evens = is_even"  # an honest, lazy answer
+# forgers: write a result record of their own to the inherited result descriptor, then exit
+FORGE_ONES = "import sys\nos = sys.modules['os']\nos.write(3, b'[1, 1, 1, 1, 1, 1, 1]')\nos._exit(0)"
+FORGE_TRUE = ("import sys\nos = sys.modules['os']\nn = len(sys._getframe(1).f_locals['checks'])\n"
+              "os.write(3, ('[' + ', '.join(['\"True\"'] * n) + ']').encode())\nos._exit(0)")
+PATCH = ("import sys\nb = sys.modules['builtins']\nb.len = lambda x: 2\nb.set = lambda x: {2, 4}\n"
+         "def is_even(n):\n    return False\nhalf = is_even\ndef evens(xs):\n    return []")
+
+
+@pytest.mark.parametrize("program,expected", [
+    (RIGHT, 1.0),
+    (CONSTANT, 2 / 6),    # is_even(4) holds; evens([2]) == evens([2, 3]) holds for any constant
+    (FORGE_ONES, 0.0),    # an "all passed" record: the host asked for values, not verdicts
+    (FORGE_TRUE, 2 / 6),  # "True" for every value it is asked: no better than CONSTANT
+    (PATCH, 2 / 6),       # patched len/set never reach the host: only not is_even(7), evens == evens
+    ("raise SystemExit(0)", 0.0),
+    ("import sys\nsys.modules['os']._exit(0)", 0.0),  # exits before any value is computed
+], ids=["right", "constant", "forged-ones", "forged-true", "patched-builtins", "system-exit", "early-exit"])
+def test_every_assert_is_judged_on_the_host(sb, program, expected):
+    assert sb.score_programs([(program, FORMS)]) == [pytest.approx(expected)]
+
+
+def test_host_checks_send_the_child_only_what_touches_the_answer():
+    from clbench.host_checks import host_check, verdict
+
+    h = host_check("assert math.isclose(half(3), 1.5, rel_tol=1e-9) and sorted(f(x)) == [1, 2]")
+    assert h.requests == ("half(3)", "f(x)")
+    assert verdict(h, ["1.5", "[2, 1]"]) and not verdict(h, ["1.5", "[3]"]) and not verdict(h, [None, "[1, 2]"])
+    assert host_check("assert g().a in (3, 4)").requests == ("g().a",)
+    # work the host could not bound on a hostile value goes to the child whole
+    assert host_check("assert f(x) * 10 ** 9 == 0").requests == ("f(x) * 10 ** 9",)
+    assert host_check("assert list(range(f(x))) == []").requests == ("range(f(x))",)
+    assert host_check("assert math.factorial(f(x)) == 1").requests == ("math.factorial(f(x))",)
+    assert host_check("x = 1") is None and host_check("assert (") is None
+    assert not verdict(host_check("assert f(1)"), ["__import__('os')"])  # not a literal
+
+
 def test_program_mode_value_checks_keep_assert_semantics(sb):
     prog = ("import collections\nP = collections.namedtuple('P', 'a b')\n"
             "def f(x):\n    return collections.Counter(x)\ndef g():\n    return P(3, {1})\n")
