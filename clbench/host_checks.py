@@ -99,7 +99,9 @@ class _Split(ast.NodeTransformer):
             return False
         if isinstance(node, ast.Call):
             plain = isinstance(node.func, ast.Name) and node.func.id in SAFE_CALLS
-            return (plain or _is_math(node.func)) and not any(
+            unbounded_key = any(isinstance(n, ast.BinOp) and isinstance(n.op, UNBOUNDED_OPS)
+                                for a in node.args + [k.value for k in node.keywords] for n in ast.walk(a))
+            return (plain or _is_math(node.func)) and not unbounded_key and not any(
                 isinstance(a, ast.Starred) for a in node.args) and all(k.arg for k in node.keywords)
         return True
 

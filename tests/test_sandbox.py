@@ -302,6 +302,9 @@ def test_host_checks_send_the_child_only_what_touches_the_answer():
     assert host_check("assert f(x) * 10 ** 9 == 0").requests == ("f(x) * 10 ** 9",)
     assert host_check("assert list(range(f(x))) == []").requests == ("range(f(x))",)
     assert host_check("assert math.factorial(f(x)) == 1").requests == ("math.factorial(f(x))",)
+    assert host_check("assert sorted(f(x), key=lambda t: t * 9 ** 9) == []").requests == (
+        "sorted(f(x), key=lambda t: t * 9 ** 9)",)  # a key that multiplies a hostile value
+    assert host_check("assert sorted(f(x), key=lambda t: t[1]) == []").requests == ("f(x)",)
     assert host_check("x = 1") is None and host_check("assert (") is None
     assert not verdict(host_check("assert f(1)"), ["__import__('os')"])  # not a literal
 
