@@ -1,4 +1,4 @@
-"""`clbench submit` and `clbench leaderboard validate|build|register-base`.
+"""`clbench submit` and `clbench leaderboard validate|build|verify|register-base`.
 
 Validation failures are exit 1 with one line per problem (`FILE: field: message`);
 exit 2 stays for usage errors (a missing file, a bad flag).
@@ -45,6 +45,22 @@ def add_commands(sub) -> None:
                                     "submission is invalid.")
     s.add_argument("--board", default="leaderboard", help="leaderboard folder (default: leaderboard)")
     s.set_defaults(func=cmd_build)
+    s = lsub.add_parser("verify", help="re-run submissions from what they record and compare (minutes each)",
+                        description="Re-run each submission's method (name, version, config), sequence, "
+                                    "seed, model and budget with the installed code and compare matrix, "
+                                    "summary, curves, geometry and cost counts with it (not wall time, "
+                                    "peak memory or environment). Exit 0 when every file is identical; "
+                                    "1 naming the first differing field, when this machine runs the "
+                                    "entry's own git commit with its python, torch, transformers, lm_eval "
+                                    "and device; 2 otherwise ('not reproducible here', and why) or when "
+                                    "a file cannot be re-run. A re-run takes as long as the run did.")
+    s.add_argument("files", nargs="+", help="submission JSON files (e.g. leaderboard/submissions/*/*.json)")
+    s.add_argument("--record", action="store_true",
+                   help="write a verification record per file to BOARD/verified/ (the board's "
+                        "'verified' column reads them); a file already verified is skipped, so a pass "
+                        "over the board resumes where it stopped")
+    s.add_argument("--board", default="leaderboard", help="leaderboard folder for --record (default: leaderboard)")
+    s.set_defaults(func=cmd_verify)
     s = lsub.add_parser("register-base",
                         help="score a base model on every column of the built-in sequences naming it "
                              "and register the scores and its fingerprint (after retraining it)",
@@ -81,6 +97,39 @@ def cmd_validate(args) -> int:
     if failed:
         print(f"{failed} of {len(args.files)} file(s) invalid", file=sys.stderr)
     return EXIT_INVALID if failed else 0
+
+
+def cmd_verify(args) -> int:
+    import json
+    import os
+
+    import torch
+
+    from clbench.errors import UserError
+    from clbench.leaderboard.verify import entry_sha256, record, verify_file
+
+    for f in args.files:
+        if not Path(f).is_file():
+            raise UserError(f"verify: {f} is not a file; give submission JSON files")
+    board = _board_folder(args.board, "leaderboard verify")
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    codes, reruns = [], {}  # entries with the same settings share one re-run
+    for f in args.files:
+        done = board / "verified" / f"{Path(f).stem}.json"
+        if args.record and done.is_file():
+            try:
+                doc = json.loads(done.read_text())
+                if doc.get("sha256") == entry_sha256(Path(f)) and doc.get("verdict") == "verified":
+                    _say(f"{f}: verified earlier ({done}), skipped")
+                    continue
+            except (OSError, ValueError, AttributeError):
+                pass  # a torn record: verify again
+        outcome = verify_file(Path(f), cache=reruns)
+        _say(f"{f}: {outcome.verdict}: {outcome.detail} ({outcome.seconds:.0f} s)")
+        if args.record:
+            print(f"  recorded in {record(Path(f), outcome, board)}")
+        codes.append(outcome.exit_code)
+    return 1 if 1 in codes else max(codes, default=0)
 
 
 def cmd_submit(args) -> int:

@@ -21,6 +21,7 @@ from clbench.atomic import write_text
 from clbench.leaderboard.registered import load_base_scores
 from clbench.leaderboard.svg import scatter
 from clbench.leaderboard.validate import validate_file
+from clbench.leaderboard.verify import entry_sha256, verified_entries
 from clbench.results import RunResult
 
 RANKING_RULE = (
@@ -32,7 +33,10 @@ RANKING_RULE = (
     "one seed); scores, ACC, BWT, forgetting (Chaudhry) and probe change are in points. "
     "Peak RSS is that of the run's largest process: the main process (which also holds "
     "the runner's base-weight copies) or, for ES's local backend, one population worker; "
-    "that backend runs two workers beside the main process.")
+    "that backend runs two workers beside the main process. **Verified** counts the seeds "
+    "that `clbench leaderboard verify --record` re-ran bit for bit (matrix, summary, curves, "
+    "geometry, token and completion counts; wall time, peak memory and the environment are "
+    "not verified); the rest are as submitted.")
 
 # (key, header, format) of each number shown
 FIELDS = [("final", "final score", "{:.1f}"), ("acc", "ACC", "{:.1f}"), ("bwt", "BWT", "{:+.1f}"),
@@ -68,6 +72,11 @@ class Group:
     budget: str
     data_access: set = field(default_factory=set)
     runs: dict = field(default_factory=dict)  # seed -> numbers (one file per seed)
+    verified: set = field(default_factory=set)  # seeds a verification record vouches for
+
+    @property
+    def verified_cell(self) -> str:
+        return f"{len(self.verified)}/{len(self.runs)}"
 
     @property
     def config_id(self) -> str:
@@ -106,6 +115,7 @@ def collect(board: Path, registry=None, base_scores=None):
     notes: dict[str, str] = {}
     problems = []
     base_scores = load_base_scores() if base_scores is None else base_scores  # once, not per file
+    vouched = verified_entries(board)
     for path in sorted((board / "submissions").glob("*/*.json")):
         v = validate_file(path, registry, base_scores)
         if not v.ok:
@@ -123,6 +133,8 @@ def collect(board: Path, registry=None, base_scores=None):
             continue
         filed[key, r.seed] = path
         g.runs[r.seed] = entry_numbers(r)
+        if entry_sha256(path) in vouched:
+            g.verified.add(r.seed)
         notes.setdefault(r.sequence.name, _sequence_note(r))
         g.data_access |= {k for k, on in r.data_access.model_dump().items() if on}
     by_seq: dict[str, list[Group]] = {}
@@ -164,10 +176,10 @@ def _access(g: Group) -> str:
 
 
 def _md_table(gs: list[Group]) -> list[str]:
-    head = ["#", "method", "config", "model", "seeds"] + [h for _, h, _ in FIELDS] + ["data access"]
+    head = ["#", "method", "config", "model", "seeds", "verified"] + [h for _, h, _ in FIELDS] + ["data access"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, g in enumerate(gs, 1):
-        cells = [str(i), g.method, f"`{g.config_id}`", _md(g.model), str(len(g.runs))]
+        cells = [str(i), g.method, f"`{g.config_id}`", _md(g.model), str(len(g.runs)), g.verified_cell]
         cells += [_cell(g, k, f) for k, _, f in FIELDS] + [_access(g)]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
@@ -206,13 +218,14 @@ return d==='a'?r:-r});rs.forEach(r=>b.appendChild(r))}"""
 
 
 def _html_table(gs: list[Group]) -> str:
-    head = ["#", "method", "config", "model", "seeds"] + [h for _, h, _ in FIELDS] + ["data access"]
+    head = ["#", "method", "config", "model", "seeds", "verified"] + [h for _, h, _ in FIELDS] + ["data access"]
     th = "".join(f'<th onclick="sortBy(this)">{html.escape(h)}</th>' for h in head)
     rows = []
     for i, g in enumerate(gs, 1):
         cells = [f'<td data-v="{i}">{i}</td>', f"<td>{html.escape(g.method)}</td>",
                  f'<td title="{html.escape(json.dumps(g.config, sort_keys=True))}">{g.config_id}</td>',
-                 f"<td>{html.escape(g.model)}</td>", f'<td data-v="{len(g.runs)}">{len(g.runs)}</td>']
+                 f"<td>{html.escape(g.model)}</td>", f'<td data-v="{len(g.runs)}">{len(g.runs)}</td>',
+                 f'<td data-v="{len(g.verified)}">{g.verified_cell}</td>']
         for k, _, f in FIELDS:
             mean, _sd = g.stat(k)
             v = "" if mean is None else f' data-v="{mean:.6f}"'
@@ -250,7 +263,7 @@ def render_html(by_seq: dict[str, list[Group]], notes: dict[str, str]) -> str:
              "collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
              "th{cursor:pointer;background:#f4f4f4}</style>",
              f"<script>{SORT_JS}</script></head><body><h1>clbench leaderboard</h1>",
-             f"<p>{html.escape(RANKING_RULE).replace('**final score**', '<b>final score</b>').replace('*all*', '<i>all</i>')}"
+             f"<p>{html.escape(RANKING_RULE).replace('**final score**', '<b>final score</b>').replace('*all*', '<i>all</i>').replace('**Verified**', '<b>Verified</b>')}"
              " Click a header to sort.</p>"]
     if not by_seq:
         parts.append("<p>No submissions yet.</p>")
