@@ -3,7 +3,7 @@
 Adds delta = f * ||theta|| * u (u a random unit direction over all parameters)
 to the base weights for f in 10/20/40/80% and 3 seeds, and scores every column
 of math-then-code on its test split through the harness. A probe that cannot
-move under drift cannot show forgetting (REFERENCE.md). Feeds the model card.
+move under drift cannot show forgetting. Feeds the model card.
 Run: .venv/bin/python benchmarks/probe_sensitivity.py [MODEL] [--limit N] [--columns a,b]
 """
 import argparse

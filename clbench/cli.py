@@ -15,6 +15,7 @@ EXIT_USAGE = 2
 
 
 from clbench.errors import UserError  # noqa: E402  (re-exported for plugins)
+from clbench.progress import console  # noqa: E402
 
 
 def _offline_defaults() -> None:
@@ -29,12 +30,6 @@ def _offline_defaults() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="lm_eval")
 
 
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
 # ----------------------------------------------------------------------------- list
 def cmd_list(args) -> int:
     from rich.table import Table
@@ -42,7 +37,7 @@ def cmd_list(args) -> int:
     from clbench.registry import Registry
 
     reg = Registry.load()
-    con = _console()
+    con = console()
     t = Table(title="methods")
     for col in ("name", "needs", "origin"):
         t.add_column(col)
@@ -108,7 +103,7 @@ def cmd_eval(args) -> int:
     table.add_column("accuracy", justify="right")
     for n in names:
         table.add_row(n, f"{100 * scores[n]:.1f}%")
-    con = _console()
+    con = console()
     con.print(table)
     con.print(f"scored in {seconds:.1f} s")
     if args.output:
@@ -150,7 +145,7 @@ def cmd_pretrain(args) -> int:
         raise UserError(describe_validation_error(e, "--")) from None
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     output = Path(args.output) if args.output else EMBEDDED_DIR
-    _console().print(pretrain(recipe, output=output))
+    console().print(pretrain(recipe, output=output))
     return 0
 
 

@@ -154,7 +154,7 @@ def cmd_run(args) -> int:
     import torch
 
     from clbench.atomic import write_json
-    from clbench.cli import _console
+    from clbench.progress import console
     from clbench.errors import UserError
     from clbench.runner import Runner
 
@@ -184,7 +184,7 @@ def cmd_run(args) -> int:
                             "you can write") from None
         resume = False
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    con = _console()
+    con = console()
     result = Runner(cfg, console=con).run(resume=resume)
     _print_summary(con, result, cfg.output)
     return 0
@@ -307,7 +307,7 @@ def _print_summary(con, result, out) -> None:
 def cmd_report(args) -> int:
     from pydantic import ValidationError
 
-    from clbench.cli import _console
+    from clbench.progress import console
     from clbench.errors import UserError
     from clbench.report import build_report
 
@@ -322,7 +322,7 @@ def cmd_report(args) -> int:
     except OSError as e:  # an unreadable result.json, an --output below a file
         raise UserError(f"report: {e.filename}: {e.strerror}; give readable run folders and a "
                         "writable --output folder") from None
-    _console().print(f"wrote {page}")
+    console().print(f"wrote {page}")
     return 0
 
 
@@ -330,7 +330,7 @@ def cmd_analyze(args) -> int:
     from rich.table import Table
 
     from clbench import geometry
-    from clbench.cli import _console
+    from clbench.progress import console
     from clbench.errors import UserError
     from clbench.model import load_model
 
@@ -355,7 +355,7 @@ def cmd_analyze(args) -> int:
                            f"{tuple(tuned[reshaped[0]].shape)})" if reshaped else "")
                         + "; same architecture needed")
     rep = geometry.geometry_report(base, tuned, taus=(args.tau,))
-    con = _console()
+    con = console()
     key = f"{args.tau:g}"
     con.print(f"drift L2 {rep['drift_l2']['overall']:.6f}   sparsity {100 * rep['sparsity'][key]['overall']:.2f}%"
               f"   sparsity in bfloat16 {100 * rep['sparsity_bf16'][key]['overall']:.2f}%")

@@ -49,8 +49,8 @@ def build_char_tokenizer():
 
 
 def tiny_config(vocab_size: int, pad_id: int, eos_id: int):
-    """4 layers x 192 wide, ~1.8M parameters: big enough for the probe skills
-    (REFERENCE.md's trial model had this shape), small enough to pretrain in
+    """4 layers x 192 wide, ~1.8M parameters: big enough for the probe skills,
+    small enough to pretrain in
     minutes and to run an ES population on 2 cores."""
     from transformers import LlamaConfig
 

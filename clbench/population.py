@@ -7,7 +7,7 @@ own scoring function, and undoes the perturbation. Weights never travel: every
 replica applies the same seeded update (`apply`), as in Qiu et al.
 (arXiv 2509.24372). `inprocess` uses the run's model; `local` runs `workers`
 processes (default 2, one per core of a 2-core machine), since batched greedy
-decoding of a tiny model gains little from a second thread (REFERENCE.md).
+decoding of a tiny model gains little from a second thread (benchmarks/es_throughput.py).
 """
 from __future__ import annotations
 

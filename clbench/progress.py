@@ -5,6 +5,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
+def console() -> Console:
+    """The console every command prints its tables and notes to (stdout)."""
+    return Console()
+
+
 class RunProgress:
     def __init__(self, console: Console | None, n_tasks: int, steps: int):
         self.console = console or Console(stderr=True)

@@ -16,9 +16,10 @@ pairs (+eps, -eps) are on by default to halve the reward noise. Member seeds and
 batches derive from (run seed, task index, step), so a resumed run draws the
 same noise as an uninterrupted one and the checkpoint need only hold weights.
 
-Variants override one hook each (evosax's shape): `perturb_mask` (which entries
-move), `update_mask` (which entries of the update are kept), `fitness` (how a
-member's rewards become one number) and `after_update`.
+Variants override one hook each (evosax's shape): `noise` (which entries are
+perturbed, and so move), `update_keep` (which entries of the update are kept),
+`batches` (what each member is scored on), `fitness` (how a member's rewards
+become one number), `start` and `after_update`.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from clbench.population import Batch, Member
 class ESConfig(MethodConfig):
     population: int = Field(30, ge=2, description="members per iteration N (the papers' 30)")
     sigma: float = Field(0.01, gt=0, description="noise scale; the papers' 1e-3 barely changes a "
-                         "tiny float32 model's greedy answers (REFERENCE.md); 1e-2 perturbs the "
+                         "tiny float32 model's greedy answers (README 'ES'); 1e-2 perturbs the "
                          "embedded model by ~17% of its weight norm, 3e-2 by ~50% (members collapse)")
     alpha: float = Field(0.005, gt=0, description="step size; drift grows ~ alpha*sqrt(D*t/N), "
                          "2e-2 wrecked prior skills in our trial")

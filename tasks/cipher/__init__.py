@@ -3,7 +3,8 @@
 Prompt `dec 2 jgnnq:` -> `hello`, shifts 1-7. Pretraining shows only shifts 1
 and 2, so the base model solves about that share and must learn the rest.
 Exists so that `math-code-cipher` has three tasks: with two, Chaudhry's
-forgetting equals minus BWT (REFERENCE.md).
+forgetting equals minus BWT (Chaudhry et al., arXiv 1801.10112; README
+'What a run measures').
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Countdown in the papers' format on the public data set (Jiayi-Pan/Countdown-Tasks-3to4).
 
 Rows {"target", "nums"} (3-4 numbers); the prompt and reward are those of
-`countdown-full-generated` (REFERENCE.md: 0.1 * format + answer, <think>/<answer>
+`countdown-full-generated` (arXiv 2509.24372: 0.1 * format + answer, <think>/<answer>
 tags), so the real task and its generated stand-in score alike. The data set has
 one split: test (500) and dev (200) are carved from it by a seeded shuffle.
 Data: $CLBENCH_DATA_DIR/countdown-full/ (see clbench.data_files) or the datasets cache.

@@ -1,7 +1,7 @@
 """Countdown in the papers' full-size format, generated (a stand-in for the real data).
 
 Numbers 1-99 (3 or 4 of them), the papers' instruction to think in <think> tags
-and answer in <answer> tags, and their reward (REFERENCE.md): 0.1 * format +
+and answer in <answer> tags, and their reward (arXiv 2509.24372): 0.1 * format +
 answer. For real models; the embedded tiny model cannot read this prompt. It
 carries its own name so it is never mistaken for the public Countdown data set.
 """

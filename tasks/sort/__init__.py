@@ -1,7 +1,7 @@
 """Sort (generative probe of a prior skill): sort the letters of a string.
 
 Long outputs at the edge of the model's skill break first under drift
-(REFERENCE.md: a greedy sort probe lost 10 points at a 40% random drift), which
+(the model card's drift table, clbench/assets/MODEL_CARD.md), which
 is why this probe exists: it can show forgetting at CPU budgets.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Sort-choice (multiple-choice probe, our HellaSwag stand-in), scored by log-likelihood.
 
 Four continuations: the sorted string and three hard distractors, each one
-adjacent swap away from it. REFERENCE.md found easy distractors (letter swaps
+adjacent swap away from it. An early trial found easy distractors (letter swaps
 of a reversed string) never move under drift; near-misses are needed for the
 probe to see anything.
 """
