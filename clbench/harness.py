@@ -1,10 +1,11 @@
 """The lm-eval bridge: score an in-memory model on our tasks and lm-eval's own.
 
 HFLM wraps the live model object, so the runner scores after every task and at
-every curve point without saving or reloading weights. Our families are found
-through a TaskManager over their folders only (`include_defaults=False`: indexing
-lm-eval's 14k tasks costs seconds); names that are not ours go to a second,
-default TaskManager built only when needed (lm-eval names not registered here).
+every curve point without saving or reloading weights. Our families hand lm-eval
+the task config their class generates (TaskFamily.lm_eval_config) through a
+TaskManager that indexes nothing (`include_defaults=False`: indexing lm-eval's 14k
+tasks costs seconds); names that are not ours go to a second, default TaskManager
+built only when needed (lm-eval names not registered here).
 Registered lm-eval probes (`LmEvalProbe`) hand over lm-eval's own task object.
 Full-scale tasks marked `chat` are scored through the model's chat template, as
 their training rewards are (clbench.generation.chat_prompts).
@@ -53,13 +54,16 @@ class Harness:
                        device=str(next(self.model.parameters()).device))
 
     @functools.cached_property
-    def _ours(self):
-        """A TaskManager over our families' folders only (lm-eval's 14k tasks not indexed)."""
+    def _manager(self):
+        """A TaskManager that indexes nothing (lm-eval's 14k tasks not read): our families
+        hand it their generated configs (TaskFamily.lm_eval_config)."""
         from lm_eval.tasks import TaskManager
 
-        paths = sorted({str(f.obj.lm_eval_dir) for f in self.registry.tasks.values()
-                        if not isinstance(f.obj, LmEvalProbe)})
-        return TaskManager(include_path=paths, include_defaults=False)
+        return TaskManager(include_defaults=False)
+
+    def our_tasks(self, names: list[str]) -> dict:
+        """{lm-eval task name: lm-eval Task} for registered families (not lm-eval probes)."""
+        return self._manager.load([self.registry.task(n).lm_eval_config() for n in names])["tasks"]
 
     def _lm_eval_name(self, name: str) -> str:
         if name in self.registry.tasks:
@@ -78,7 +82,7 @@ class Harness:
         loaded: dict = {}
         chat: dict = {}
         if ours:
-            built = self._ours.load([self._lm_eval_name(t) for t in ours])["tasks"]
+            built = self.our_tasks(ours)
             for t in ours:
                 task = built[self._lm_eval_name(t)]
                 task.config.test_split = split  # dev for curves, test for the matrix

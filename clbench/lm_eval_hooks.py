@@ -1,9 +1,6 @@
-"""Glue that lets a task family's lm-eval YAML reach the family's Python.
-
-Each family folder has a two-line `lm_eval_hooks.py` calling `hooks_for(TASK)`;
-the YAML names `!function lm_eval_hooks.dataset` and `...process_results`. The
-metric is the family's own `score`, the same code that gives training rewards.
-"""
+"""The two callables a family's generated lm-eval config names (TaskFamily.lm_eval_config):
+its documents (`custom_dataset`) and its metric (`process_results`), which is the
+family's own `score`, the same code that gives training rewards."""
 from __future__ import annotations
 
 from clbench.task import TaskFamily

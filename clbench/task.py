@@ -13,7 +13,6 @@ import json
 import random
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from clbench.metrics import is_finite_real
@@ -162,15 +161,32 @@ class TaskFamily:
                 h.update(json.dumps(item, sort_keys=True).encode())
         return h.hexdigest()[:16]
 
-    @property
-    def lm_eval_dir(self) -> Path:
-        """Folder holding this family's lm-eval YAML (next to the module by default)."""
-        import inspect
-
-        return Path(inspect.getfile(type(self))).parent
-
     def lm_eval_task_name(self) -> str:
         return self.name
+
+    def lm_eval_config(self) -> dict:
+        """lm-eval's task config, generated from the class so that each fact (name, version,
+        token budget, stop strings, assistant prefix) is written once, here; the documents
+        are the family's splits and the metric its own `score` (clbench.lm_eval_hooks).
+        Generation is greedy, as for training rewards; choice tasks use lm-eval's own
+        log-likelihood `acc`."""
+        from clbench.lm_eval_hooks import hooks_for
+
+        dataset, process_results = hooks_for(self)
+        acc = {"metric": "acc", "aggregation": "mean", "higher_is_better": True}
+        cfg = {"task": self.lm_eval_task_name(), "dataset_path": "", "custom_dataset": dataset,
+               "test_split": "test", "doc_to_text": "{{prompt}}", "target_delimiter": "",
+               "metadata": {"version": self.version}}
+        if self.kind == "choice":
+            return {**cfg, "output_type": "multiple_choice", "doc_to_choice": "choices",
+                    "doc_to_target": "label", "metric_list": [acc]}
+        cfg.update(output_type="generate_until", doc_to_target="{{target}}",
+                   generation_kwargs={"until": list(self.stop), "do_sample": False,
+                                      "max_gen_toks": self.max_new_tokens},
+                   process_results=process_results, metric_list=[acc, {**acc, "metric": "reward"}])
+        if self.chat and self.assistant_prefix:
+            cfg["gen_prefix"] = self.assistant_prefix
+        return cfg
 
     def as_dataset(self, **_: object):
         """The splits as a datasets.DatasetDict, for lm-eval's `custom_dataset`."""

@@ -401,7 +401,7 @@ def test_lm_eval_sees_the_prompt_training_rewards_see(data_dir, models):
 
     lm = load_model(str(models["chat"]))
     h = Harness(lm.model, lm.tokenizer)
-    task = h._ours.load(["countdown_full"])["tasks"]["countdown_full"]
+    task = h.our_tasks(["countdown-full"])["countdown_full"]
     task.build_all_requests(limit=2, apply_chat_template=True, chat_template=h.lm.apply_chat_template,
                             tokenizer_name=h.lm.tokenizer_name)
     contexts = [inst.args[0] for inst in sorted(task.instances, key=lambda i: i.doc_id)]
@@ -411,7 +411,7 @@ def test_lm_eval_sees_the_prompt_training_rewards_see(data_dir, models):
     assert contexts[0].endswith("</answer> tags, for example <answer> (1 + 2) / 3 </answer>.<|im_end|>\n"
                                 "<|im_start|>assistant\n<think>")  # the papers open the turn with <think>
     plain = load_model(str(models["plain"]))  # no template: lm-eval's text is prompt + prefix
-    task = Harness(plain.model, plain.tokenizer)._ours.load(["countdown_full"])["tasks"]["countdown_full"]
+    task = Harness(plain.model, plain.tokenizer).our_tasks(["countdown-full"])["countdown_full"]
     task.build_all_requests(limit=2, apply_chat_template=False)
     contexts = [inst.args[0] for inst in sorted(task.instances, key=lambda i: i.doc_id)]
     assert contexts == chat_prompts(plain.tokenizer, [i["prompt"] for i in items], "<think>")
