@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clbench.atomic import write_json
 
 SCHEMA_VERSION = 1
+MAX_FIGURE = 1e15  # wall seconds, drift or reward beyond any real run (3e7 years of wall time):
+# the board averages them over seeds, and two finite numbers near 1e308 overflow the mean
+Count = Annotated[int, Field(ge=0)]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Figure = Annotated[float, Field(ge=0.0, le=MAX_FIGURE)]
 
 
 class Doc(BaseModel):
@@ -36,14 +41,15 @@ class SequenceInfo(Doc):
 
 
 class BudgetInfo(Doc):
-    steps_per_task: dict[str, int]
-    completions_per_task: dict[str, int] = Field(description="scored completions actually spent")
+    steps_per_task: dict[str, Count]
+    completions_per_task: dict[str, Count] = Field(description="scored completions actually spent")
     registered_steps: int
     registered_completions: int
     eval_split: str
-    examples_per_column: dict[str, int]
+    examples_per_column: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        description="test items scored per column (a column scored on no item has no score)")
     curve_split: str = "dev"
-    curve_examples: int
+    curve_examples: Count
     eval_every: Optional[int] = Field(None, ge=1, description="steps between curve points: a point "
                                       "at step 0, every eval_every steps and at a task's last step "
                                       "(None in entries recorded before it was)")
@@ -87,26 +93,27 @@ class Summary(Doc):
 
 class CurvePoint(Doc):
     task: str
-    step: int
-    global_step: int
-    scores: dict[str, float]
-    reward: Optional[float] = None
-    drift_l2: float
-    drift_l2_task: float
-    sparsity: float
+    step: Count = Field(description="update steps into the task; 0 = before its first")
+    global_step: Count
+    scores: dict[str, Unit]
+    reward: Optional[Annotated[float, Field(ge=-MAX_FIGURE, le=MAX_FIGURE)]] = None
+    drift_l2: Figure
+    drift_l2_task: Figure
+    sparsity: Unit
 
 
 class Cost(Doc):
-    wall_seconds: float
-    forward_tokens: int
-    backward_tokens: int
-    members_scored: int
-    completions: int
-    peak_rss_bytes: int = Field(description="peak resident memory of the run's main process")
-    peak_rss_children_bytes: int = Field(0, description="largest finished child process "
-                                         "(population workers, sandbox worker)")
-    peak_gpu_bytes: Optional[int] = Field(None, description="peak GPU memory torch allocated in "
-                                          "the main process (None: the run used no GPU)")
+    """Shown on the board: a negative cost would make a method look cheap."""
+    wall_seconds: Figure
+    forward_tokens: Count
+    backward_tokens: Count
+    members_scored: Count
+    completions: Count
+    peak_rss_bytes: Count = Field(description="peak resident memory of the run's main process")
+    peak_rss_children_bytes: Count = Field(0, description="largest finished child process "
+                                           "(population workers, sandbox worker)")
+    peak_gpu_bytes: Optional[Count] = Field(None, description="peak GPU memory torch allocated in "
+                                            "the main process (None: the run used no GPU)")
 
 
 class Environment(Doc):
@@ -138,6 +145,16 @@ class RunResult(Doc):
         None, description="why this entry departs from the sequence's registered budget, "
         "evaluation or base model (set by `clbench submit --custom REASON`); custom entries "
         "are ranked apart on the leaderboard. None: a standard entry")
+
+    @field_validator("geometry")
+    @classmethod
+    def _drift_is_a_figure(cls, v):
+        """The board shows each task's drift_l2.overall: a non-negative real, bounded."""
+        for task, g in v.items():
+            d = g.get("drift_l2", {}).get("overall") if isinstance(g.get("drift_l2"), dict) else None
+            if type(d) not in (int, float) or not 0 <= d <= MAX_FIGURE:
+                raise ValueError(f"{task}.drift_l2.overall: {d!r}; a number in [0, {MAX_FIGURE:g}] is needed")
+        return v
 
     def write(self, path: str | Path) -> Path:
         return write_json(path, self.model_dump(mode="json"))
