@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,8 @@ def overlaid():
         sys.exit(f"{TREE}: nothing staged; run `stage --model PATH` first")
     backup = Path(tempfile.mkdtemp(prefix="clbench-next-"))
     moved: list[Path] = []
+    # `kill` (SIGTERM) would end the process without running `finally`, leaving tree/ in place
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         shutil.move(str(REPO / MODEL), str(backup / "model"))
         shutil.copytree(TREE / MODEL, REPO / MODEL)
