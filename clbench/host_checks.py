@@ -99,9 +99,13 @@ class _Split(ast.NodeTransformer):
             return False
         if isinstance(node, ast.Call):
             plain = isinstance(node.func, ast.Name) and node.func.id in SAFE_CALLS
+            args = node.args + [k.value for k in node.keywords]
             unbounded_key = any(isinstance(n, ast.BinOp) and isinstance(n.op, UNBOUNDED_OPS)
-                                for a in node.args + [k.value for k in node.keywords] for n in ast.walk(a))
-            return (plain or _is_math(node.func)) and not unbounded_key and not any(
+                                for a in args for n in ast.walk(a))
+            # a generator or lambda that calls the answer has no plain value of its own: the
+            # child evaluates the whole call (`all(f(i) == i for i in xs)`)
+            opaque = any(isinstance(a, (ast.GeneratorExp, ast.Lambda)) and not _trusted(a) for a in args)
+            return (plain or _is_math(node.func)) and not unbounded_key and not opaque and not any(
                 isinstance(a, ast.Starred) for a in node.args) and all(k.arg for k in node.keywords)
         return True
 

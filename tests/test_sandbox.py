@@ -305,6 +305,11 @@ def test_host_checks_send_the_child_only_what_touches_the_answer():
     assert host_check("assert sorted(f(x), key=lambda t: t * 9 ** 9) == []").requests == (
         "sorted(f(x), key=lambda t: t * 9 ** 9)",)  # a key that multiplies a hostile value
     assert host_check("assert sorted(f(x), key=lambda t: t[1]) == []").requests == ("f(x)",)
+    assert host_check("assert all(f(i) == 2 * i for i in range(3))").requests == (
+        "all((f(i) == 2 * i for i in range(3)))",)  # a generator has no plain value: the whole call
+    assert host_check("assert sorted(xs, key=lambda t: g(t)) == [1]").requests == (
+        "sorted(xs, key=lambda t: g(t))",)
+    assert host_check("assert [f(i) for i in range(3)] == [0, 2, 4]").requests == ("[f(i) for i in range(3)]",)
     assert host_check("x = 1") is None and host_check("assert (") is None
     assert not verdict(host_check("assert f(1)"), ["__import__('os')"])  # not a literal
 
