@@ -100,13 +100,12 @@ def cmd_validate(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    import json
     import os
 
     import torch
 
     from clbench.errors import UserError
-    from clbench.leaderboard.verify import entry_sha256, record, verify_file
+    from clbench.leaderboard.verify import entry_sha256, record, verified_entries, verify_file
 
     for f in args.files:
         if not Path(f).is_file():
@@ -114,16 +113,11 @@ def cmd_verify(args) -> int:
     board = _board_folder(args.board, "leaderboard verify")
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     codes, reruns = [], {}  # entries with the same settings share one re-run
+    done = verified_entries(board) if args.record else set()
     for f in args.files:
-        done = board / "verified" / f"{Path(f).stem}.json"
-        if args.record and done.is_file():
-            try:
-                doc = json.loads(done.read_text())
-                if doc.get("sha256") == entry_sha256(Path(f)) and doc.get("verdict") == "verified":
-                    _say(f"{f}: verified earlier ({done}), skipped")
-                    continue
-            except (OSError, ValueError, AttributeError):
-                pass  # a torn record: verify again
+        if entry_sha256(Path(f)) in done:
+            _say(f"{f}: verified earlier ({board / 'verified'}), skipped")
+            continue
         outcome = verify_file(Path(f), cache=reruns)
         _say(f"{f}: {outcome.verdict}: {outcome.detail} ({outcome.seconds:.0f} s)")
         if args.record:

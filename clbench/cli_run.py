@@ -266,7 +266,8 @@ def _check_context(cfg) -> None:
         if task.kind != "generate":
             continue
         prompts = task_prompts(task, tokenizer, task.split("test"))
-        longest = max((len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts), default=0)
+        ids = tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
+        longest = max(map(len, ids), default=0)
         if longest + task.max_new_tokens > positions:
             raise UserError(f"--model: {cfg.model} holds {positions} positions, but task {name!r} needs "
                             f"{longest + task.max_new_tokens} (its longest test prompt, {longest} tokens, "

@@ -124,16 +124,13 @@ def host_check(check: str) -> HostCheck | None:
     return HostCheck(ast.fix_missing_locations(ast.Expression(test)), tuple(split.requests))
 
 
-def _namespace() -> dict:
-    ns = {n: getattr(builtins, n) for n in HOST_NAMES}
-    ns["math"] = math
-    return ns
+HOST_NAMESPACE = {**{n: getattr(builtins, n) for n in HOST_NAMES}, "math": math}
 
 
 def verdict(check: HostCheck, values: list) -> bool:
     """Whether the assert holds, given the child's reprs of its value requests (None: that
     value raised or could not be sent back). Any error here is a failed check."""
-    ns = {"__builtins__": {}, **_namespace()}
+    ns = {"__builtins__": {}, **HOST_NAMESPACE}
     for i, text in enumerate(values):
         if type(text) is not str:
             return False

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clbench.atomic import write_json
+from clbench.metrics import is_finite_real
 
 SCHEMA_VERSION = 1
 MAX_FIGURE = 1e15  # wall seconds, drift or reward beyond any real run (3e7 years of wall time):
@@ -152,7 +153,7 @@ class RunResult(Doc):
         """The board shows each task's drift_l2.overall: a non-negative real, bounded."""
         for task, g in v.items():
             d = g.get("drift_l2", {}).get("overall") if isinstance(g.get("drift_l2"), dict) else None
-            if type(d) not in (int, float) or not 0 <= d <= MAX_FIGURE:
+            if not is_finite_real(d) or not 0 <= d <= MAX_FIGURE:
                 raise ValueError(f"{task}.drift_l2.overall: {d!r}; a number in [0, {MAX_FIGURE:g}] is needed")
         return v
 

@@ -52,7 +52,7 @@ def overlaid():
     backup = Path(tempfile.mkdtemp(prefix="clbench-next-"))
     moved: list[Path] = []
     # `kill` (SIGTERM) would end the process without running `finally`, leaving tree/ in place
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         shutil.move(str(REPO / MODEL), str(backup / "model"))
         shutil.copytree(TREE / MODEL, REPO / MODEL)
@@ -76,6 +76,7 @@ def overlaid():
             shutil.rmtree(REPO / MODEL, ignore_errors=True)
             shutil.move(str(backup / "model"), str(REPO / MODEL))
         shutil.rmtree(backup, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def stage(model: Path) -> None:

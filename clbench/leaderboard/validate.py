@@ -106,8 +106,8 @@ def _check(r: RunResult, reg, base_scores: dict, v: Verdict) -> None:
     _check_environment(r, P)
     if not NAME.fullmatch(r.method.name):
         P(f"method.name: {r.method.name!r} is not a kebab-case registry name (a-z, 0-9, '-', '.', '_')")
-    else:
-        _check_method(r, reg, v.deviations.append)
+    else:  # a standard entry's method is installed; anything else is custom only
+        v.deviations += method_deviations(r, reg)
     if r.sequence.name not in reg.sequences:
         P(f"sequence.name: unknown sequence {r.sequence.name!r}; known: {', '.join(sorted(reg.sequences))}")
         return
@@ -123,25 +123,24 @@ def _check(r: RunResult, reg, base_scores: dict, v: Verdict) -> None:
     _check_curve_granularity(r, reg, P)
 
 
-def _check_method(r, reg, deviate) -> None:
-    """A standard entry names a method the installed registry knows, at the version it
-    reports, with a config that method's Config accepts: otherwise its numbers cannot be
-    attributed to (or re-run as) anything on the board."""
+def method_deviations(r, reg) -> list[str]:
+    """Why the entry's method is not one the installed registry can attribute its numbers to
+    (or re-run): an unknown name, another version, a config its Config rejects. Empty: it is."""
     m = r.method
     if m.name not in reg.methods:
         known = ", ".join(sorted(reg.methods)) or "(none)"
-        deviate(f"method.name: {m.name!r} is not an installed method (known: {known}); install "
-                "its plugin package")
-        return
-    cls = reg.method(m.name)
+        return [f"method.name: {m.name!r} is not an installed method (known: {known}); install "
+                "its plugin package"]
+    cls, out = reg.method(m.name), []
     if m.version != cls.version:
-        deviate(f"method.version: {m.version}; the installed {m.name} is version {cls.version}")
+        out.append(f"method.version: {m.version}; the installed {m.name} is version {cls.version}")
     try:
         cls.Config.model_validate(m.config, strict=True)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "(root)"
-        deviate(f"method.config.{where}: {err['msg']} (under {m.name}'s Config)")
+        out.append(f"method.config.{where}: {err['msg']} (under {m.name}'s Config)")
+    return out
 
 
 def _check_sequence(r, seq, reg, P) -> bool:

@@ -22,6 +22,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,9 +126,7 @@ def rerun(r: RunResult, registry, work: Path) -> tuple[dict | None, str]:
 def verify_file(path: Path, registry=None, work: Path | None = None, cache: dict | None = None) -> Outcome:
     """Re-run one submission and compare. `cache` (run arguments -> re-run result) lets
     several files with the same settings share one re-run."""
-    import time
-
-    from clbench.leaderboard.validate import validate_file
+    from clbench.leaderboard.validate import method_deviations, validate_file
     from clbench.registry import Registry
 
     registry = registry or Registry.load()
@@ -135,11 +134,9 @@ def verify_file(path: Path, registry=None, work: Path | None = None, cache: dict
     if not v.ok:
         return Outcome("cannot re-run", f"not a valid entry ({v.problems[0]})")
     r = v.result
-    if r.method.name not in registry.methods:
-        return Outcome("cannot re-run", f"method {r.method.name!r} is not installed here")
-    if registry.method(r.method.name).version != r.method.version:
-        return Outcome("cannot re-run", f"method {r.method.name} is version "
-                       f"{registry.method(r.method.name).version} here, {r.method.version} in the entry")
+    unknown = method_deviations(r, registry)  # a custom entry may pass validation with them
+    if unknown:
+        return Outcome("cannot re-run", f"its method is not installed here as recorded ({unknown[0]})")
     if r.environment.device.startswith("cuda"):
         import torch
 
@@ -160,7 +157,7 @@ def verify_file(path: Path, registry=None, work: Path | None = None, cache: dict
     seconds = time.monotonic() - start
     if fresh is None:
         return Outcome("cannot re-run", f"the re-run failed: {why}", seconds)
-    diff = first_difference(json.loads(Path(path).read_text()), fresh)
+    diff = first_difference(v.doc, fresh)
     if diff is None:
         return Outcome("verified", "matrix, summary, curves, geometry and counts are identical", seconds)
     mismatch = environment_mismatch(r)
