@@ -90,10 +90,9 @@ def worker(method: str, path: str, device: str, profile_tensors: bool = True) ->
     import trl  # noqa: F401  imported everywhere so that import overhead cancels
     from torch.profiler import ProfilerActivity, profile
 
-    from clbench.model import load_model
-    from clbench.population import InProcessBackend
+    from clbench.context import RunContext, SpendRecorder
+    from clbench.model import load_model, params
     from clbench.registry import Registry
-    from clbench.runner import RunContext, params
 
     torch.set_num_threads(2)
     reg = Registry.load()
@@ -104,18 +103,10 @@ def worker(method: str, path: str, device: str, profile_tensors: bool = True) ->
     with (profile(activities=acts, profile_memory=True) if profile_tensors else contextlib.nullcontext()) as prof:
         lm = load_model(path, device=device)
 
-        class BareRunner:
-            """What a method may reach through ctx, without the runner's weight copies."""
-            task_start = params(lm.model)  # the live weights: at step 0 they are the task start
-            steps = 0
+        steps = []  # what the recorder saw: a context of plain values, without the runner's weight copies
+        recorder = SpendRecorder(after_step=steps.append)
+        start = params(lm.model)  # the live weights: at step 0 they are the task start
 
-            def on_step(self, ctx, *a):
-                self.steps += 1
-
-            def population(self, backend, workers):
-                return InProcessBackend(lm.model, lm.tokenizer, reg)
-
-        runner = BareRunner()
         items = task.split("train")[:4]
         if method == "inference":
             from clbench.generation import generate
@@ -129,11 +120,12 @@ def worker(method: str, path: str, device: str, profile_tensors: bool = True) ->
                      "ewc": dict(num_generations=4, prompts_per_step=1, fisher_examples=4)}[method]
             m = m_cls(m_cls.Config(**small))
             if method == "ewc":  # a Fisher and anchor from an earlier task, so the penalty is live
-                m.end_task(task, RunContext(lm.model, lm.tokenizer, reg, {}, 0, 0, 2, 0, None, [],
-                                            runner, task.name))
-            ctx = RunContext(lm.model, lm.tokenizer, reg, {}, 0, 1, 2, 0, None, [], runner, task.name)
+                m.end_task(task, RunContext(lm.model, lm.tokenizer, reg, task, steps=2,
+                                            task_start_weights=start, recorder=recorder))
+            ctx = RunContext(lm.model, lm.tokenizer, reg, task, task_index=1, steps=2,
+                             task_start_weights=start, recorder=recorder)
             m.learn(task, ctx)
-            assert runner.steps == 2, runner.steps
+            assert len(steps) == 2, steps
     peak = tensor_peak(prof) if profile_tensors else {}
     out = {"method": method, "rss_after_imports": rss_imports,
            "peak_rss": peak_rss(),

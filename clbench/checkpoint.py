@@ -23,11 +23,25 @@ from clbench.model import params
 from clbench.results import DataAccess
 
 
+class Spend(BaseModel):
+    """What a run has spent so far: the counts of `results.Cost` that accumulate over
+    steps (and over resumes: wall time before an interruption is kept)."""
+    wall_seconds: float = 0.0
+    forward_tokens: int = 0
+    backward_tokens: int = 0
+    members_scored: int = 0
+    completions: int = 0
+
+    def add(self, **counts: int) -> None:
+        for k, v in counts.items():
+            setattr(self, k, getattr(self, k) + int(v))
+
+
 class RunState(BaseModel):
     rows: list[list[float]] = Field(default_factory=list)
     curves: list[dict] = Field(default_factory=list)
     geometry: dict[str, dict] = Field(default_factory=dict)
-    cost: dict[str, float] = Field(default_factory=dict)
+    cost: Spend = Field(default_factory=Spend)
     completions_per_task: dict[str, int] = Field(default_factory=dict)
     data_access: DataAccess = Field(default_factory=DataAccess)
     task_index: int = 0
@@ -37,8 +51,7 @@ class RunState(BaseModel):
 
     @classmethod
     def fresh(cls) -> "RunState":
-        return cls(cost={"wall_seconds": 0.0, "forward_tokens": 0, "backward_tokens": 0,
-                         "members_scored": 0, "completions": 0})
+        return cls()
 
 
 def _check_shapes(weights: dict, model) -> None:

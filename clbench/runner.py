@@ -7,10 +7,9 @@ checkpoints. Nothing in here names a method or a task.
 """
 from __future__ import annotations
 
-import random
+import functools
 import resource
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ import torch
 from clbench import geometry, metrics
 from clbench.checkpoint import Checkpointer, RunState
 from clbench.config import RunConfig
+from clbench.context import RunContext, SpendRecorder  # noqa: F401  RunContext: plugins import it from here
 from clbench.errors import UserError
 from clbench.harness import Harness
 from clbench.model import load_model, param_copy, params, weights_fingerprint
@@ -26,78 +26,6 @@ from clbench.registry import Registry
 from clbench.results import (BudgetInfo, Cost, CurvePoint, Matrix, MethodInfo,
                              ModelInfo, RunResult, SequenceInfo, Summary)
 from clbench.runinfo import environment, sequence_fingerprint
-
-
-@dataclass
-class RunContext:
-    """Everything a method may use; nothing else is global (STYLE.md rule 6)."""
-
-    model: torch.nn.Module
-    tokenizer: object
-    registry: Registry
-    base_weights: dict[str, torch.Tensor]
-    seed: int
-    task_index: int
-    steps: int  # update steps for this task (the budget, or --steps)
-    start_step: int  # > 0 when resuming mid-task
-    budget: object
-    earlier_tasks: list
-    runner: "Runner"
-    task_name: str = ""
-
-    def step_rng(self, step: int) -> random.Random:
-        """A seeded RNG for one update step: derived from (seed, task, step), so a
-        resumed run draws exactly what an uninterrupted one would."""
-        return random.Random(f"{self.seed}/{self.task_index}/{step}")
-
-    def train_items(self, task) -> list[dict]:
-        return task.split("train")
-
-    def replay_items(self) -> dict[str, list[dict]]:
-        """Earlier tasks' training data (methods that use it must declare `replay`)."""
-        self.runner.note_data_access(earlier_tasks=True)
-        return {t.name: t.split("train") for t in self.earlier_tasks}
-
-    def general_items(self) -> list[tuple[str, dict]]:
-        """The sequence's general replay set, (family, item) pairs; marks the run as
-        having learned from general data (the probes' distribution)."""
-        spec = self.runner.seq.general_replay
-        if spec is None:
-            raise UserError(f"sequence {self.runner.seq.name!r} declares no general_replay set; "
-                            "turn general replay off or pick a sequence that declares one")
-        from clbench.general_data import general_items
-
-        self.runner.note_data_access(general=True)
-        return general_items(spec)
-
-    def generate(self, prompts: list[str], max_new_tokens: int, chat: bool = False,
-                 stop: tuple[str, ...] = ("\n",), prefix: str = "") -> tuple[list[str], int]:
-        """Batched greedy completions of ctx.model and the tokens processed (`chat`, `stop`
-        and `prefix` as the task asks: see clbench.generation.generate)."""
-        from clbench.generation import generate
-
-        return generate(self.model, self.tokenizer, prompts, max_new_tokens, chat=chat, stop=stop,
-                        prefix=prefix)
-
-    def score(self, task, items: list[dict]) -> tuple[list[float], int]:
-        """Rewards of ctx.model's greedy answers by the task's own scoring, and tokens."""
-        from clbench.generation import generate_for
-
-        comps, tokens = generate_for(task, self.model, self.tokenizer, items)
-        return [s.reward for s in task.scores(items, comps)], tokens
-
-    @property
-    def task_start_weights(self) -> dict[str, torch.Tensor]:
-        """The weights when the current task began (anchors, per-task drift)."""
-        return self.runner.task_start
-
-    def population(self, backend: str, workers: int = 2):
-        return self.runner.population(backend, workers)
-
-    def step(self, forward_tokens: int = 0, backward_tokens: int = 0, members_scored: int = 0,
-             completions: int = 0, reward: float | None = None) -> None:
-        """Call after every update: cost, curve points, geometry, checkpoints."""
-        self.runner.on_step(self, forward_tokens, backward_tokens, members_scored, completions, reward)
 
 
 class Runner:
@@ -143,26 +71,16 @@ class Runner:
             return self.model(**enc.to(self.model.device)).logits[:, -1, :].float().cpu()  # (P, V)
 
     def population(self, backend: str, workers: int):
-        from clbench.population import InProcessBackend, LocalProcessBackend
+        """One backend per name for the whole run (workers start once), synced to the
+        model's current weights at every request (a task's start, a resume)."""
+        from clbench.population import open_backend
 
         if backend not in self._pops:
-            if backend == "local":
-                self._pops[backend] = LocalProcessBackend(self.model, self.lm.tokenizer, self.registry,
-                                                          self.lm.path, self.cfg.dtype, workers)
-            elif backend == "ray":  # optional extra, in its own module
-                from clbench.population_ray import RayBackend
-
-                self._pops[backend] = RayBackend(self.model, self.lm.tokenizer, self.registry,
-                                                 self.lm.path, self.cfg.dtype, workers)
-            else:
-                self._pops[backend] = InProcessBackend(self.model, self.lm.tokenizer, self.registry)
+            self._pops[backend] = open_backend(backend, self.model, self.lm.tokenizer, self.registry,
+                                               self.lm.path, self.cfg.dtype, workers)
         pop = self._pops[backend]
         pop.sync()
         return pop
-
-    def note_data_access(self, **flags) -> None:
-        for k, v in flags.items():
-            setattr(self.state.data_access, k, getattr(self.state.data_access, k) or v)
 
     # ---- evaluation ------------------------------------------------------------
     def score_row(self) -> list[float]:
@@ -187,25 +105,31 @@ class Runner:
         return rep
 
     # ---- the step hook ---------------------------------------------------------
-    def on_step(self, ctx, fwd, bwd, members, completions, reward) -> None:
+    def after_step(self, task, steps: int, reward) -> None:
+        """Run by the recorder once a step is counted: a curve point and a checkpoint
+        every eval_every steps and at the task's last step, and the progress bar."""
         st = self.state
-        st.step_in_task += 1
-        st.global_step += 1
         self.steps_this_process += 1
-        st.cost["forward_tokens"] += int(fwd)
-        st.cost["backward_tokens"] += int(bwd)
-        st.cost["members_scored"] += int(members)
-        st.cost["completions"] += int(completions)
-        st.completions_per_task[ctx.task_name] = st.completions_per_task.get(ctx.task_name, 0) + int(completions)
-        task = self.tasks[ctx.task_index]
-        if st.step_in_task % self.eval_every == 0 or st.step_in_task == ctx.steps:
+        if st.step_in_task % self.eval_every == 0 or st.step_in_task == steps:
             st.curves.append(self.curve_point(task, st.step_in_task, reward).model_dump())
             self._checkpoint()
-        self.progress.on_step(task.name, st.step_in_task, ctx.steps, reward,
+        self.progress.on_step(task.name, st.step_in_task, steps, reward,
                               st.curves[-1]["scores"] if st.curves else None)
 
+    def context(self, ti: int, task) -> RunContext:
+        """What the method may use for task `ti`: plain values, the recorder, and the
+        runner's backends (no reference to the runner itself)."""
+        return RunContext(
+            model=self.model, tokenizer=self.lm.tokenizer, registry=self.registry, task=task,
+            seed=self.cfg.seed, task_index=ti, steps=self.steps, start_step=self.state.step_in_task,
+            budget=self.seq.budget, earlier_tasks=self.tasks[:ti], base_weights=self.base,
+            task_start_weights=self.task_start, general_replay=self.seq.general_replay,
+            sequence_name=self.seq.name,
+            recorder=SpendRecorder(self.state, functools.partial(self.after_step, task, self.steps)),
+            make_population=self.population)
+
     def _checkpoint(self) -> None:
-        self.state.cost["wall_seconds"] = self.wall()
+        self.state.cost.wall_seconds = self.wall()
         self.ckpt.save(self.model, self.task_start, self.state, self.method.state_dict())
 
     def wall(self) -> float:
@@ -222,7 +146,7 @@ class Runner:
             self.state = RunState.fresh()
             self.task_start = param_copy(self.model)
         self.state.resumes += int(resume)
-        self.wall_before = self.state.cost.get("wall_seconds", 0.0)  # time spent before a resume
+        self.wall_before = self.state.cost.wall_seconds  # time spent before a resume
         with RunProgress(self.console, len(self.tasks), self.steps) as self.progress:
             if not self.state.rows:
                 self.progress.note("scoring the base model (row 0)")
@@ -231,9 +155,7 @@ class Runner:
             for ti, task in enumerate(self.tasks):
                 if ti < len(self.state.rows) - 1:
                     continue  # finished before the interruption
-                ctx = RunContext(self.model, self.lm.tokenizer, self.registry, self.base,
-                                 self.cfg.seed, ti, self.steps, self.state.step_in_task,
-                                 self.seq.budget, self.tasks[:ti], self, task.name)
+                ctx = self.context(ti, task)
                 self.progress.start_task(task.name, ti, self.state.step_in_task)
                 if self.state.step_in_task == 0:
                     # the curves start where the task starts: step 0, before any update
@@ -287,6 +209,6 @@ class Runner:
                       peak_rss_children_bytes=peak_children,
                       peak_gpu_bytes=(torch.cuda.max_memory_allocated() if torch.cuda.is_available()
                                       and torch.cuda.is_initialized() else None),
-                      **{k: v for k, v in st.cost.items() if k != "wall_seconds"}),
+                      **st.cost.model_dump(exclude={"wall_seconds"})),
             environment=environment(self.cfg.device),
         )

@@ -88,9 +88,8 @@ class ESSparse(ES):
         if c.mask == "magnitude":
             masks = magnitude_masks(ctx.model, ctx.base_weights, c.density)
         elif c.mask == "fisher":
-            task = ctx.registry.task(ctx.task_name)
-            masks = fisher_masks(ctx.model, ctx.base_weights, ctx.tokenizer, task,
-                                 ctx.train_items(task)[: c.fisher_examples], c.density)
+            masks = fisher_masks(ctx.model, ctx.base_weights, ctx.tokenizer, ctx.task,
+                                 ctx.train_items(ctx.task)[: c.fisher_examples], c.density)
         else:
             return
         pop.apply(install_masks, self._mask_key(ctx), masks)

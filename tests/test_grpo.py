@@ -90,12 +90,12 @@ def test_bad_grpo_value_exits_2_naming_the_field(key, value, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-# ---- in-process: real TRL, real model, a runner stand-in holding only the task-start weights ----
+# ---- in-process: real TRL, real model, a standalone context holding the task-start weights ----
 
 def context(loaded, task_index=0, steps=3):
-    runner = SimpleNamespace(task_start=param_copy(loaded.model))
-    return RunContext(loaded.model, loaded.tokenizer, Registry.load(), {}, 0, task_index, steps, 0,
-                      None, [], runner, "countdown")
+    reg = Registry.load()
+    return RunContext(loaded.model, loaded.tokenizer, reg, reg.task("countdown"), task_index=task_index,
+                      steps=steps, task_start_weights=param_copy(loaded.model))
 
 
 def test_explicit_trl_settings_reach_grpoconfig(embedded, tmp_path):
@@ -191,7 +191,7 @@ def test_online_fisher_decays_by_gamma_across_two_tasks(tiny):
             with torch.no_grad():
                 for p in tiny.model.parameters():
                     p.add_(0.01)
-        ctx = RunContext(tiny.model, tiny.tokenizer, reg, {}, 0, ti, 1, 0, None, [], None, task.name)
+        ctx = RunContext(tiny.model, tiny.tokenizer, reg, task, task_index=ti, steps=1)
         ewc.end_task(task, ctx)
         f.append({n: v.clone() for n, v in ewc.fisher.items()})
     import random
