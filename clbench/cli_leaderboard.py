@@ -65,10 +65,11 @@ def add_commands(sub) -> None:
                         help="score a base model on every column of the built-in sequences naming it "
                              "and register the scores and its fingerprint (after retraining it)",
                         description="Score MODEL on the full test split of every column of the built-in "
-                                    "sequences that name it (as the runner scores row 0), then rewrite "
-                                    "base_model_fingerprint in their YAML and "
-                                    "clbench/assets/base_scores.json. If the fingerprint changes, entries "
-                                    "filed against the old one stop validating.")
+                                    "sequences that name it (as the runner scores row 0), then register "
+                                    "the scores and its fingerprint in clbench/assets/base_scores.json, "
+                                    "where those sequences read their base_model_fingerprint from. If "
+                                    "the fingerprint changes, entries filed against the old one stop "
+                                    "validating.")
     s.add_argument("--model", default="embedded", help="model name the sequences give (default embedded)")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="where the model is scored; auto = cuda when available (default cpu)")

@@ -47,9 +47,10 @@ class SequenceSpec(Strict):
     model: str = Field("embedded", description="base model the budget and scores were set for")
     base_model_fingerprint: str | None = Field(
         None, description="weights fingerprint (clbench.model.weights_fingerprint) of that base "
-        "model, whose row-0 scores clbench/assets/base_scores.json registers; set by "
-        "`clbench leaderboard register-base`. None: no registered base model, so the "
-        "leaderboard accepts this sequence's entries only as custom ones")
+        "model, whose row-0 scores clbench/assets/base_scores.json registers. Left out, "
+        "the registry fills in the fingerprint registered for `model` (by `clbench "
+        "leaderboard register-base`); None when there is none, so the leaderboard accepts "
+        "this sequence's entries only as custom ones")
     method_config: dict[str, dict] = Field(
         default_factory=dict, description="per-method tuned hyperparameters for this sequence")
     general_replay: GeneralReplay | None = Field(

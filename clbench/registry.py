@@ -6,7 +6,8 @@ warning naming its package, never a crash of the rest; a duplicate name, a name
 that is not lower-case kebab/snake (it becomes part of output paths), a wrong base
 class or a method Config that is not a MethodConfig is rejected; built-ins are
 loaded first, so a plugin cannot take over a built-in's name. An unknown name
-lists the known ones.
+lists the known ones. A sequence that names its base model but not its fingerprint
+gets the registered one (clbench/leaderboard/registered.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import ClassVar
 from importlib.metadata import entry_points
 
 from clbench.config import SequenceSpec
+from clbench.leaderboard.registered import with_registered_base
 from clbench.task import TaskFamily
 
 METHODS_GROUP = "clbench.methods"
@@ -96,7 +98,7 @@ class Registry:
             if isinstance(item, TaskFamily):
                 self._put(self.tasks, item, ep)
             elif isinstance(item, SequenceSpec):
-                self._put(self.sequences, item, ep)
+                self._put(self.sequences, with_registered_base(item), ep)
             else:
                 warnings.warn(f"clbench: entry point {ep.name!r} from {self._origin(ep)} gave "
                               f"{type(item).__name__}, not a TaskFamily or SequenceSpec; skipped",

@@ -81,9 +81,9 @@ def overlaid():
 
 def stage(model: Path) -> None:
     """Copy a pretrained base into tree/, register its row-0 scores and fingerprint in the
-    staged base_scores.json and sequence YAMLs (edit those YAMLs in tree/ first: probes,
-    budget, method_config; a sequence left out of tree/ stays as main has it), and refuse if
-    a staged run already exists."""
+    staged base_scores.json (which the sequences resolve their base fingerprint from; edit
+    the YAMLs in tree/ first: probes, budget, method_config; a sequence left out of tree/
+    stays as main has it), and refuse if a staged run already exists."""
     if any((NEXT / "submissions").rglob("*.json")):
         sys.exit("next/submissions already holds runs of the staged base: it is frozen")
     for rel in STAGED[1:]:  # start from the shipped files unless tree/ already has them
@@ -94,7 +94,7 @@ def stage(model: Path) -> None:
     shutil.copytree(model, TREE / MODEL)
     with overlaid():
         subprocess.run([sys.executable, "-m", "clbench", "leaderboard", "register-base"], check=True)
-        for rel in staged_files():  # register-base wrote into the overlaid copies: keep them
+        for rel in staged_files():  # register-base wrote into the overlaid copy: keep it
             if MODEL not in rel.parents:
                 shutil.copy2(REPO / rel, TREE / rel)
     print(f"staged {model} in {TREE}")

@@ -2,18 +2,18 @@
 
 `clbench/assets/base_scores.json` maps a weights fingerprint to the model's score
 on the full test split of each column, so a submission's row 0 can be checked
-without re-running anything. `register_base` regenerates the file, and writes the
-fingerprint into the built-in sequence YAMLs that name the model, from a real
-evaluation: retraining the embedded model is one command away from a consistent
-registry (`clbench leaderboard register-base`).
+without re-running anything. A sequence that names a model but no fingerprint gets
+the one registered for that model's name when the registry loads it
+(`with_registered_base`), so `register_base` regenerates only this file, from a real
+evaluation, and never edits installed files: retraining the embedded model is one
+command away from a consistent registry (`clbench leaderboard register-base`).
 """
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-from clbench.atomic import write_json, write_text
+from clbench.atomic import write_json
 
 BASE_SCORES = Path(__file__).resolve().parents[1] / "assets" / "base_scores.json"
 
@@ -26,27 +26,21 @@ def load_base_scores(path: str | Path = BASE_SCORES) -> dict:
     return json.loads(path.read_text())["models"]
 
 
-def _builtin_sequence_files() -> dict[str, Path]:
-    import clbench.tasks.sequences as pkg
-    import yaml
-
-    out = {}
-    for p in sorted(Path(pkg.__file__).parent.glob("*.yaml")):
-        out[yaml.safe_load(p.read_text())["name"]] = p
-    return out
+def registered_fingerprint(model: str, scores: dict | None = None) -> str | None:
+    """The fingerprint registered for model name `model` (one entry per name), or None."""
+    scores = load_base_scores() if scores is None else scores
+    found = [fp for fp, entry in scores.items() if entry.get("model") == model]
+    return found[0] if len(found) == 1 else None
 
 
-def set_yaml_fingerprint(path: Path, fingerprint: str) -> None:
-    """Write `base_model_fingerprint: X` after the `model:` line, keeping comments and order."""
-    text = path.read_text()
-    line = f"base_model_fingerprint: {fingerprint}"
-    if re.search(r"^base_model_fingerprint:.*$", text, flags=re.M):
-        text = re.sub(r"^base_model_fingerprint:.*$", line, text, flags=re.M)
-    elif re.search(r"^model:.*$", text, flags=re.M):
-        text = re.sub(r"^(model:.*)$", rf"\1\n{line}", text, count=1, flags=re.M)
-    else:
-        text = text.rstrip("\n") + f"\n{line}\n"
-    write_text(path, text)
+def with_registered_base(seq, scores: dict | None = None):
+    """`seq` with its base_model_fingerprint resolved from the registered scores when it
+    names none; a fingerprint the spec states itself is kept. The resolved value is part
+    of the spec, so it enters the sequence fingerprint exactly as a written one would."""
+    if seq.base_model_fingerprint is not None:
+        return seq
+    fp = registered_fingerprint(seq.model, scores)
+    return seq if fp is None else seq.model_copy(update={"base_model_fingerprint": fp})
 
 
 def register_base(model: str = "embedded", dtype: str = "float32", device: str = "cpu",
@@ -59,12 +53,12 @@ def register_base(model: str = "embedded", dtype: str = "float32", device: str =
     from clbench.registry import Registry
 
     reg = Registry.load()
-    files = _builtin_sequence_files()
-    seqs = [reg.sequence(n) for n in sorted(files) if n in reg.sequences and reg.sequence(n).model == model]
+    builtin = {n: e.obj for n, e in sorted(reg.sequences.items()) if e.origin.startswith("clbench ")}
+    seqs = [s for s in builtin.values() if s.model == model]
     if not seqs:  # a usage error (exit 2), not a traceback
         from clbench.errors import UserError
 
-        named = sorted({reg.sequence(n).model for n in files if n in reg.sequences})
+        named = sorted({s.model for s in builtin.values()})
         raise UserError(f"register-base: no built-in sequence names model {model!r}; "
                         f"they name {', '.join(named)}")
     lm = load_model(model, dtype=dtype, device=device)
@@ -87,7 +81,6 @@ def register_base(model: str = "embedded", dtype: str = "float32", device: str =
     models = {k: v for k, v in load_base_scores(path).items() if v.get("model") != model}
     models[fp] = entry
     write_json(path, {"schema": 1, "models": dict(sorted(models.items()))})
-    for seq in seqs:
-        set_yaml_fingerprint(files[seq.name], fp)
+    Registry.load(refresh=True)  # sequences naming the model now resolve to the new fingerprint
     log(f"registered {model} ({fp}) for {', '.join(s.name for s in seqs)} in {path}")
     return {fp: entry}
