@@ -41,8 +41,8 @@ RANKING_RULE = (
 # (key, header, format) of each number shown
 FIELDS = [("final", "final score", "{:.1f}"), ("acc", "ACC", "{:.1f}"), ("bwt", "BWT", "{:+.1f}"),
           ("forgetting", "forgetting", "{:.1f}"), ("probe_change", "probe change", "{:+.1f}"),
-          ("drift", "drift L2", "{:.2f}"), ("peak_mb", "peak RSS, largest process (MB)", "{:.0f}"),
-          ("tokens_m", "tokens (M)", "{:.2f}"), ("wall_s", "wall (s)", "{:.0f}")]
+          ("drift", "drift L2", "{:.2f}"), ("peak_mb", "peak RSS, largest process (MB, not verified)", "{:.0f}"),
+          ("tokens_m", "tokens (M)", "{:.2f}"), ("wall_s", "wall (s, not verified)", "{:.0f}")]
 
 
 def entry_numbers(r: RunResult) -> dict:
