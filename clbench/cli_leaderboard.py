@@ -180,7 +180,7 @@ def cmd_register_base(args) -> int:
 
     import torch
 
-    from clbench.leaderboard.registered import register_base
+    from clbench.leaderboard.register_base import register_base
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     register_base(args.model, device=args.device)

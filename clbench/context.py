@@ -115,7 +115,7 @@ class RunContext:
         one of its own."""
         if self.make_population is not None:
             return self.make_population(backend, workers)
-        from clbench.population import open_backend
+        from clbench.backends import open_backend
 
         return open_backend(backend, self.model, self.tokenizer, self.registry, workers=workers)
 

@@ -3,10 +3,10 @@ its documents (`custom_dataset`) and its metric (`process_results`), which is th
 family's own `score`, the same code that gives training rewards."""
 from __future__ import annotations
 
-from clbench.task import TaskFamily
 
-
-def hooks_for(task: TaskFamily):
+def hooks_for(task):
+    """(dataset, process_results) of one clbench.task.TaskFamily (it imports this module,
+    so this one names no import of it)."""
     def dataset(**_: object):
         return task.as_dataset()
 

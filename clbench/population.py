@@ -19,7 +19,6 @@ from typing import Protocol
 
 import torch
 
-from clbench.errors import UserError
 from clbench.generation import generate_tasks
 from clbench.model import param_copy
 
@@ -222,29 +221,3 @@ class LocalProcessBackend:
             p.join(timeout=5)
             if p.is_alive():
                 p.kill()
-
-
-def _ray_backend(*args, **kwargs):
-    from clbench.population_ray import RayBackend  # an optional extra: loaded only when chosen
-
-    return RayBackend(*args, **kwargs)
-
-
-# name -> constructor(model, tokenizer, registry, model_path, dtype, workers)
-BACKENDS = {
-    "inprocess": lambda model, tokenizer, registry, *_: InProcessBackend(model, tokenizer, registry),
-    "local": LocalProcessBackend,
-    "ray": _ray_backend,
-}
-
-
-def open_backend(name: str, model, tokenizer, registry, model_path: str | None = None,
-                 dtype: str = "float32", workers: int = 2):
-    """The population backend called `name` over `model` (one table, so a new backend is
-    one entry). Process and Ray backends load replicas from `model_path`."""
-    if name not in BACKENDS:
-        raise UserError(f"backend {name!r} is not one of {', '.join(BACKENDS)}")
-    if name != "inprocess" and model_path is None:
-        raise UserError(f"backend {name!r} loads replicas from the model's folder; "
-                        "use backend=inprocess where there is none")
-    return BACKENDS[name](model, tokenizer, registry, model_path, dtype, workers)

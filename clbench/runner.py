@@ -73,7 +73,7 @@ class Runner:
     def population(self, backend: str, workers: int):
         """One backend per name for the whole run (workers start once), synced to the
         model's current weights at every request (a task's start, a resume)."""
-        from clbench.population import open_backend
+        from clbench.backends import open_backend
 
         if backend not in self._pops:
             self._pops[backend] = open_backend(backend, self.model, self.lm.tokenizer, self.registry,
