@@ -294,10 +294,10 @@ def _print_summary(con, result, out) -> None:
     con.print(f"ACC {100 * s.acc:.1f}  BWT {fmt(s.bwt)}  FWT {fmt(s.fwt)} (vs base)  "
               f"forgetting {fmt(s.forgetting)} (Chaudhry)  probes: "
               + ", ".join(f"{k} {fmt(v)}" for k, v in s.probe_delta.items()))
-    last = list(result.geometry.values())[-1] if result.geometry else {}
-    if last:
-        con.print(f"drift L2 {last['drift_l2']['overall']:.3f}  sparsity(tau 1e-6) "
-                  f"{100 * last['sparsity']['1e-06']['overall']:.1f}%  wall {result.cost.wall_seconds:.0f} s")
+    last = list(result.geometry.values())[-1] if result.geometry else None
+    if last is not None:
+        con.print(f"drift L2 {last.drift_l2.overall:.3f}  sparsity(tau 1e-6) "
+                  f"{100 * last.sparsity['1e-06'].overall:.1f}%  wall {result.cost.wall_seconds:.0f} s")
     b = result.budget  # both budget units, so methods compare at equal steps or equal samples
     con.print("budget: " + ", ".join(f"{t} {n} steps / {b.completions_per_task.get(t, 0)} completions"
                                      for t, n in b.steps_per_task.items())

@@ -100,7 +100,7 @@ def sparsity_figure(runs: Runs):
         for col, group in enumerate(("by_component", "by_layer")):
             ax = axes[row][col]
             for k, (label, r) in enumerate(runs):
-                geo = r.geometry[r.sequence.tasks[-1]] if r.geometry else {}
+                geo = r.geometry[r.sequence.tasks[-1]].model_dump() if r.geometry else {}
                 if key not in geo:
                     continue
                 tau = sorted(geo[key])[0]

@@ -13,7 +13,6 @@ from typing import Annotated, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clbench.atomic import write_json
-from clbench.metrics import is_finite_real
 
 SCHEMA_VERSION = 1
 MAX_FIGURE = 1e15  # wall seconds, drift or reward beyond any real run (3e7 years of wall time):
@@ -21,6 +20,8 @@ MAX_FIGURE = 1e15  # wall seconds, drift or reward beyond any real run (3e7 year
 Count = Annotated[int, Field(ge=0)]
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Figure = Annotated[float, Field(ge=0.0, le=MAX_FIGURE)]
+Real = Annotated[float, Field(ge=-MAX_FIGURE, le=MAX_FIGURE)]  # may round below 0 (a KL of ~0)
+Signed = Annotated[float, Field(ge=-1.0, le=1.0)]  # a difference of two scores, or a mean of them
 
 
 class Doc(BaseModel):
@@ -84,12 +85,13 @@ class Matrix(Doc):
 
 
 class Summary(Doc):
-    acc: float
-    bwt: Optional[float]
-    fwt: Optional[float]
-    forgetting: Optional[float]
-    forgetting_avalanche: Optional[float]
-    probe_delta: dict[str, float]
+    """clbench/metrics.py's summary of the matrix (validate recomputes it from the rows)."""
+    acc: Unit
+    bwt: Optional[Signed]
+    fwt: Optional[Signed]
+    forgetting: Optional[Signed]
+    forgetting_avalanche: Optional[Signed]
+    probe_delta: dict[str, Signed]
 
 
 class CurvePoint(Doc):
@@ -101,6 +103,32 @@ class CurvePoint(Doc):
     drift_l2: Figure
     drift_l2_task: Figure
     sparsity: Unit
+
+
+class DriftParts(Doc):
+    """An L2 drift pooled over all weights, per component (q, k, v, o, mlp, embedding,
+    norm) and per layer (clbench/geometry.py, geometry_report)."""
+    overall: Figure
+    by_component: dict[str, Figure]
+    by_layer: dict[str, Figure]
+
+
+class ShareParts(Doc):
+    """A share of weight entries (unchanged within tau), pooled and broken down as above."""
+    overall: Unit
+    by_component: dict[str, Unit]
+    by_layer: dict[str, Unit]
+
+
+class TaskGeometry(Doc):
+    """The update's geometry at the end of one task, measured from the base weights."""
+    n_entries: Count
+    drift_l2: DriftParts
+    sparsity: dict[str, ShareParts] = Field(description="tau -> shares, in the run's own dtype")
+    sparsity_bf16: dict[str, ShareParts] = Field(description="tau -> shares after a bfloat16 cast")
+    drift_l2_task: Figure = Field(description="L2 distance from the weights at the task's start")
+    kl_from_base: Real = Field(description="mean KL(current || base) of next-token distributions "
+                               "on the probes' dev prompts, nats")
 
 
 class Cost(Doc):
@@ -139,23 +167,13 @@ class RunResult(Doc):
     matrix: Matrix
     summary: Summary
     curves: list[CurvePoint]
-    geometry: dict[str, dict] = Field(description="per task end: drift, sparsity, by component/layer")
+    geometry: dict[str, TaskGeometry] = Field(description="per task, at its end")
     cost: Cost
     environment: Environment
     custom: Optional[str] = Field(
         None, description="why this entry departs from the sequence's registered budget, "
         "evaluation or base model (set by `clbench submit --custom REASON`); custom entries "
         "are ranked apart on the leaderboard. None: a standard entry")
-
-    @field_validator("geometry")
-    @classmethod
-    def _drift_is_a_figure(cls, v):
-        """The board shows each task's drift_l2.overall: a non-negative real, bounded."""
-        for task, g in v.items():
-            d = g.get("drift_l2", {}).get("overall") if isinstance(g.get("drift_l2"), dict) else None
-            if not is_finite_real(d) or not 0 <= d <= MAX_FIGURE:
-                raise ValueError(f"{task}.drift_l2.overall: {d!r}; a number in [0, {MAX_FIGURE:g}] is needed")
-        return v
 
     def write(self, path: str | Path) -> Path:
         return write_json(path, self.model_dump(mode="json"))

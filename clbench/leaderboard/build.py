@@ -56,7 +56,7 @@ def entry_numbers(r: RunResult) -> dict:
         "acc": pct(s.acc), "bwt": pct(s.bwt), "forgetting": pct(s.forgetting),
         "probe_change": pct(sum(s.probe_delta.values()) / len(s.probe_delta)) if s.probe_delta else None,
         "gain": 100 * sum(v[T][j] - v[0][j] for j in range(T)) / T,
-        "drift": float(r.geometry[last_task]["drift_l2"]["overall"]),
+        "drift": r.geometry[last_task].drift_l2.overall,
         "peak_mb": max(r.cost.peak_rss_bytes, r.cost.peak_rss_children_bytes) / 2**20,
         "tokens_m": (r.cost.forward_tokens + r.cost.backward_tokens) / 1e6,
         "wall_s": r.cost.wall_seconds,
