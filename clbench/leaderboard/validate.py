@@ -269,8 +269,9 @@ def _check_base(r, seq, reg, base_scores, P, D) -> None:
         return
     for j, col in enumerate(r.matrix.columns):
         reg_col = entry["columns"].get(col)
-        if reg_col is None:
-            P(f"matrix.values[0][{j}]: no registered base score for column {col!r}")
+        if reg_col is None:  # e.g. a plugin's task on the embedded base: unchecked, so custom only
+            D(f"matrix.values[0][{j}]: no registered base score for column {col!r}, so row 0 "
+              "cannot be checked")
         elif r.budget.examples_per_column.get(col) == reg_col["examples"] and r.budget.eval_split == "test":
             if not _close(r.matrix.values[0][j], reg_col["score"], ROW0_TOL):
                 P(f"matrix.values[0][{j}]: row 0 {col} = {r.matrix.values[0][j]} differs from the "

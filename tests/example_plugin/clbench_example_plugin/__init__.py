@@ -1,10 +1,12 @@
-"""An example clbench plugin: a (1+1) evolution strategy and an `upper` probe."""
+"""An example clbench plugin: a (1+1) evolution strategy, an `upper` task and a sequence
+that learns it (README, "Write your own method" and "Write your own task")."""
 import random
 import string
 
 import torch
 from pydantic import Field
 
+from clbench.config import Budget, SequenceSpec
 from clbench.method import Method, MethodConfig
 from clbench.task import TaskFamily, exact_match
 
@@ -42,8 +44,7 @@ class HillClimb(Method):
 
 class Upper(TaskFamily):
     name = "upper"
-    role = "probe"
-    description = "probe: upper-case a word (example plugin)"
+    description = "upper-case a word (example plugin)"
     max_new_tokens = 8
 
     def sample(self, rng: random.Random) -> dict:
@@ -55,3 +56,7 @@ class Upper(TaskFamily):
 
 
 UPPER = Upper()
+UPPER_THEN_PROBES = SequenceSpec(
+    name="upper-only", description="the plugin's task, with two built-in probes",
+    tasks=["upper"], probes=["sort", "reverse"], model="embedded",
+    budget=Budget(steps=20, completions=20 * 2 * 16, eval_every=10, dev_examples=16))
