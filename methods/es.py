@@ -19,7 +19,8 @@ same noise as an uninterrupted one and the checkpoint need only hold weights.
 Variants override one hook each (evosax's shape): `noise` (which entries are
 perturbed, and so move), `update_keep` (which entries of the update are kept),
 `batches` (what each member is scored on), `fitness` (how a member's rewards
-become one number), `start` and `after_update`.
+become one number), `start`, `before_scoring` (work a step spends besides its
+members: es-guided's gradient refresh) and `after_update`.
 """
 from __future__ import annotations
 
@@ -204,6 +205,13 @@ class ES(Method):
     def after_update(self, pop, ctx) -> None:
         """After each update, on every replica via `pop.apply` (anchored decay)."""
 
+    def before_scoring(self, pop, ctx, task, step: int, batches: list[Batch]) -> dict:
+        """Before a step's members are scored: work the step spends besides them, as
+        counts ({"forward_tokens", "backward_tokens", "completions"}) and
+        "pairs_given_up" (mirrored pairs the step scores fewer, to pay for it); default
+        nothing (es-guided refreshes its gradient subspace here)."""
+        return {}
+
     # ---- the loop ----------------------------------------------------------
     def members(self, step_seed: int) -> list[Member]:
         c = self.config
@@ -219,11 +227,14 @@ class ES(Method):
         for step in range(ctx.start_step, ctx.steps):
             step_seed = _mix(ctx.seed, ctx.task_index, step)
             batches = self.batches(task, random.Random(step_seed), ctx)
+            spent = self.before_scoring(pop, ctx, task, step, batches)
             members = self.members(step_seed)
+            members = members[: len(members) - 2 * spent.get("pairs_given_up", 0)]
             rewards, tokens = pop.evaluate(noise, members, batches)
             fit = [self.fitness(r, batches) for r in rewards]
             pop.apply(apply_update, noise, members, SHAPING[c.shaping](fit), c.alpha, self.update_keep())
             self.after_update(pop, ctx)
-            ctx.step(forward_tokens=tokens, members_scored=len(members),
-                     completions=len(members) * sum(len(b.items) for b in batches),
+            ctx.step(forward_tokens=tokens + spent.get("forward_tokens", 0),
+                     backward_tokens=spent.get("backward_tokens", 0), members_scored=len(members),
+                     completions=len(members) * sum(len(b.items) for b in batches) + spent.get("completions", 0),
                      reward=sum(fit) / len(fit))

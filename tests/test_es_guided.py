@@ -1,0 +1,149 @@
+"""Guided ES (methods/es_guided.py, arXiv 1806.10230): the noise's covariance, the same
+noise on every backend, a = 1 is es bit for bit, and resume between two refreshes."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from clbench.config import RunConfig
+from clbench.methods.es import apply_update
+from clbench.methods.es_guided import (ESGuided, ESGuidedConfig, GuidedNoise, install_basis,
+                                       orthonormal_basis)
+from clbench.population import Batch, InProcessBackend, LocalProcessBackend, Member
+from clbench.registry import Entry, Registry
+from clbench.runner import Runner
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    """es-guided in the registry for in-process runs (it is not on the board yet)."""
+    reg = Registry.load()
+    monkeypatch.setitem(reg.methods, "es-guided", Entry(ESGuided, "test"))
+    return reg
+
+
+class Two(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.zeros(3))
+        self.b = torch.nn.Parameter(torch.zeros(2, 2))
+
+
+def test_noise_has_the_stated_covariance():
+    model = Two()
+    shapes = [p.numel() for p in model.parameters()]
+    D = sum(shapes)
+    gen = torch.Generator().manual_seed(0)
+    basis = orthonormal_basis([torch.randn(D, generator=gen) for _ in range(2)], shapes)
+    U = torch.cat([basis["slices"][i] for i in range(2)], dim=1).double().T  # (D, k)
+    assert torch.allclose(U.T @ U, torch.eye(2, dtype=torch.float64), atol=1e-6)
+    install_basis(model, "cov-test", basis)
+    a = 0.3
+    noise = GuidedNoise(1.0, a=a, basis_key="cov-test")
+    params = list(model.parameters())
+    n = 40000
+    X = torch.stack([torch.cat([noise.eps(s, i, p).reshape(-1) for i, p in enumerate(params)])
+                     for s in range(n)]).double()  # (n, D)
+    want = a * torch.eye(D, dtype=torch.float64) + (1 - a) * (D / 2) * U @ U.T
+    got = X.T @ X / n
+    assert (got - want).abs().max() < 0.12, (got - want).abs().max()
+    assert abs(float(X.square().sum(1).mean()) - D) < 0.1 * D  # ES's scale: E||eps||^2 = D
+    # with no subspace installed the noise is plain ES's
+    install_basis(model, "cov-test", None)
+    plain = GuidedNoise(1.0, a=a, basis_key="cov-test")
+    assert torch.equal(plain.eps(5, 1, params[1]), GuidedNoise(1.0).eps(5, 1, params[1]))
+
+
+def test_a_basis_drops_directions_that_add_nothing():
+    g = torch.randn(6, generator=torch.Generator().manual_seed(1))
+    basis = orthonormal_basis([g, 2 * g], [6])
+    assert basis["k"] == 1 and basis["dim"] == 6
+    assert orthonormal_basis([torch.zeros(6)], [6]) is None
+
+
+def test_a_member_s_guided_noise_is_the_same_on_every_backend(embedded):
+    reg = Registry.load()
+    task = reg.task("countdown")
+    items = task.split("train")[:6]
+    shapes = [p.numel() for _, p in embedded.model.named_parameters()]
+    gen = torch.Generator().manual_seed(2)
+    basis = orthonormal_basis([torch.randn(sum(shapes), generator=gen) for _ in range(3)], shapes)
+    noise = GuidedNoise(0.02, a=0.5, basis_key="backend-test")
+    members = [Member(11, 1), Member(11, -1), Member(12, 1), Member(12, -1)]
+    results = []
+    for kind in ("inprocess", "local"):
+        model = copy.deepcopy(embedded.model)
+        pop = (InProcessBackend(model, embedded.tokenizer, reg) if kind == "inprocess" else
+               LocalProcessBackend(model, embedded.tokenizer, reg, embedded.path, workers=2))
+        try:
+            pop.apply(install_basis, "backend-test", basis)
+            rewards, _ = pop.evaluate(noise, members, [Batch("countdown", items)])
+            pop.apply(apply_update, noise, members, [1.0, -1.0, 0.5, -0.5], 0.01, None)
+            again, _ = pop.evaluate(noise, members, [Batch("countdown", items)])  # replicas still agree
+        finally:
+            pop.close()
+        results.append((rewards, again, {n: p.detach().clone() for n, p in model.named_parameters()}))
+    (r1, a1, w1), (r2, a2, w2) = results
+    assert r1 == r2 and a1 == a2
+    assert all(torch.equal(w1[n], w2[n]) for n in w1)
+    assert any(not torch.equal(w1[n], p) for n, p in embedded.model.named_parameters())  # it moved
+
+
+QUICK = dict(steps=5, eval_every=1, eval_limit=8, curve_examples=8)
+SMALL = {"backend": "inprocess", "population": 4, "batch_size": 16}
+
+
+def numbers(r) -> dict:
+    d = r.model_dump(mode="json")
+    return {k: d[k] for k in ("matrix", "summary", "curves", "geometry")} | {
+        "cost": {k: v for k, v in d["cost"].items() if not k.startswith(("wall", "peak"))}}
+
+
+def test_a_equal_one_is_es_bit_for_bit(registered, tmp_path):
+    es = Runner(RunConfig(method="es", sequence="math-then-code", output=str(tmp_path / "es"),
+                          method_config={**SMALL, "sigma": 0.02, "alpha": 0.01}, **QUICK)).run()
+    g = Runner(RunConfig(method="es-guided", sequence="math-then-code", output=str(tmp_path / "g"),
+                         method_config={**SMALL, "a": 1.0}, **QUICK)).run()
+    assert numbers(g) == numbers(es)
+    assert es.curves[-1].drift_l2 > 0
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_between_two_refreshes_equals_an_uninterrupted_run(registered, tmp_path, monkeypatch):
+    cfg = dict(method="es-guided", sequence="math-then-code",
+               method_config={**SMALL, "a": 0.5, "refresh_every": 2}, **QUICK)
+    whole_runner = Runner(RunConfig(output=str(tmp_path / "whole"), **cfg))
+    whole = whole_runner.run()
+    assert whole_runner.method.refreshes["useful"] >= 1  # the subspace was live
+    # per task: refreshes at steps 0, 2, 4 give up a pair; 5 steps x 4 members otherwise
+    assert whole.cost.members_scored == 2 * (5 * 4 - 3 * 2)
+    assert whole.budget.completions_per_task["countdown"] == (5 * 4 - 3 * 2) * 16 + 3 * 16
+    assert whole.cost.backward_tokens > 0
+
+    real = Runner.after_step
+
+    def stop_after_step_three(self, task, steps, reward):
+        real(self, task, steps, reward)  # the checkpoint is written first
+        if self.state.task_index == 1 and self.state.step_in_task == 3:
+            raise Interrupted
+
+    monkeypatch.setattr(Runner, "after_step", stop_after_step_three)
+    with pytest.raises(Interrupted):  # killed in the second task, between refreshes at 2 and 4
+        Runner(RunConfig(output=str(tmp_path / "cut"), **cfg)).run()
+    monkeypatch.setattr(Runner, "after_step", real)
+    state = json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())
+    assert (state["task_index"], state["step_in_task"]) == (1, 3)
+    resumed = Runner(RunConfig(output=str(tmp_path / "cut"), **cfg)).run(resume=True)
+    assert numbers(resumed) == numbers(whole)
+
+
+def test_config_refuses_a_population_with_no_pair_to_give_up():
+    with pytest.raises(ValueError, match="at least 4"):
+        ESGuidedConfig(population=2, a=0.5)
+    assert ESGuidedConfig(population=2, a=1.0).population == 2
