@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-METHODS = ["inference", "es", "es-subtract", "grpo", "ewc"]
+METHODS = ["inference", "es", "es-subtract", "es-guided", "grpo", "ewc"]
 # es-subtract: ES restoring each member by regenerating and subtracting its noise instead of
 # copying the weights back (exact restore costs one weight copy; subtracting leaves float
 # rounding residue of about 1 ulp per member, which is why "copy" is the default).
@@ -113,8 +113,15 @@ def worker(method: str, path: str, device: str, profile_tensors: bool = True) ->
 
             generate(lm.model, lm.tokenizer, [i["prompt"] for i in items], task.max_new_tokens)
         else:
-            m_cls = reg.method(method.removesuffix("-subtract"))
+            if method == "es-guided" and method not in reg.methods:  # registered with its board entries
+                from clbench.methods.es_guided import ESGuided as m_cls
+            else:
+                m_cls = reg.method(method.removesuffix("-subtract"))
             small = {"es": dict(population=4, batch_size=4, backend="inprocess"),
+                     # a refresh at each of the two steps, a backward pass and the subspace in
+                     # memory (reference answers: a random model answers nothing right)
+                     "es-guided": dict(population=4, batch_size=4, backend="inprocess", a=0.5,
+                                       refresh_every=1, surrogate="reference"),
                      "es-subtract": dict(population=4, batch_size=4, backend="inprocess", restore="subtract"),
                      "grpo": dict(num_generations=4, prompts_per_step=1),
                      "ewc": dict(num_generations=4, prompts_per_step=1, fisher_examples=4)}[method]
@@ -126,6 +133,7 @@ def worker(method: str, path: str, device: str, profile_tensors: bool = True) ->
                              task_start_weights=start, recorder=recorder)
             m.learn(task, ctx)
             assert len(steps) == 2, steps
+            assert getattr(m, "refreshes", {"useful": 2})["useful"] == 2, m.refreshes
     peak = tensor_peak(prof) if profile_tensors else {}
     out = {"method": method, "rss_after_imports": rss_imports,
            "peak_rss": peak_rss(),

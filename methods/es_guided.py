@@ -16,7 +16,7 @@ that makes ES forget (README, "ES").
 The surrogate gradient needs nothing beyond the reward: every `refresh_every` steps,
 the gradient of the log-likelihood of the unperturbed model's correct greedy answers
 on the step's batch (their generation counted in forward_tokens, the backward pass in
-backward_tokens). U is the orthonormal basis (QR) of the last `subspace` such
+backward_tokens; `surrogate: reference` uses the items' reference answers instead). U is the orthonormal basis (QR) of the last `subspace` such
 gradients, reset at each task's start. A refresh whose batch has no correct answer
 keeps the previous subspace; before the first useful refresh the noise is plain ES's.
 The refresh's completions come out of the step's budget: that step scores one mirrored
@@ -34,12 +34,13 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
 
 from clbench.fisher import completion_log_likelihood
-from clbench.generation import generate_for, task_prompts
+from clbench.generation import correct_completion, generate_for, task_prompts
 from clbench.methods.es import ES, ESConfig, Noise, _mix
 
 # the subspace each process draws from, installed by `install_basis` on every replica
@@ -54,6 +55,10 @@ class ESGuidedConfig(ESConfig):
                      "1 is plain ES, smaller leans on the gradient subspace")
     subspace: int = Field(4, ge=1, description="k: surrogate gradients kept, the subspace's dimension")
     refresh_every: int = Field(5, ge=1, description="K: steps between surrogate-gradient refreshes")
+    surrogate: Literal["correct-greedy", "reference"] = Field(
+        "correct-greedy", description="whose log-likelihood gives the surrogate gradient: the "
+        "unperturbed model's correct greedy answers (reward only, as ES), or the items' reference "
+        "answers (labels: a supervised direction; it refreshes even where the model gets nothing right)")
 
     @model_validator(mode="after")
     def _a_pair_to_give_up(self):
@@ -166,12 +171,15 @@ class ESGuided(ES):
         if c.a == 1.0 or step % c.refresh_every:
             return {}
         items = batches[0].items
-        comps, tokens = generate_for(task, ctx.model, ctx.tokenizer, items)
-        scores = task.scores(items, comps)
         prompts = task_prompts(task, ctx.tokenizer, items)
-        pairs = [(p, comp + (task.stop[0] if task.stop else ""))
-                 for p, comp, s in zip(prompts, comps, scores) if s.correct]
-        spent = {"forward_tokens": tokens, "completions": len(items), "pairs_given_up": 1}
+        if c.surrogate == "reference":  # no generation: nothing to pay for with a pair
+            pairs, spent = [(p, correct_completion(task, i)) for p, i in zip(prompts, items)], {}
+        else:
+            comps, tokens = generate_for(task, ctx.model, ctx.tokenizer, items)
+            stop = task.stop[0] if task.stop else ""
+            pairs = [(p, comp + stop) for p, comp, s in zip(prompts, comps, task.scores(items, comps))
+                     if s.correct]
+            spent = {"forward_tokens": tokens, "completions": len(items), "pairs_given_up": 1}
         if not pairs:
             self.refreshes["no_correct_answer"] += 1
             return spent  # keep the previous subspace (or plain noise before the first)

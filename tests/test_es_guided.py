@@ -147,3 +147,25 @@ def test_config_refuses_a_population_with_no_pair_to_give_up():
     with pytest.raises(ValueError, match="at least 4"):
         ESGuidedConfig(population=2, a=0.5)
     assert ESGuidedConfig(population=2, a=1.0).population == 2
+
+
+def test_reference_surrogate_refreshes_from_labels_without_giving_up_a_pair(embedded):
+    from clbench.context import RunContext
+    from clbench.model import param_copy
+
+    reg = Registry.load()
+    task = reg.task("countdown")
+    before = param_copy(embedded.model)
+    m = ESGuided(ESGuidedConfig(backend="inprocess", population=4, batch_size=4, a=0.5, refresh_every=1,
+                                surrogate="reference"))
+    ctx = RunContext(embedded.model, embedded.tokenizer, reg, task, steps=2)
+    try:
+        m.learn(task, ctx)
+    finally:
+        with torch.no_grad():
+            for n, p in embedded.model.named_parameters():
+                p.copy_(before[n])
+    st = ctx.recorder.state
+    assert m.refreshes == {"useful": 2, "no_correct_answer": 0} and m.basis["k"] == 2
+    assert st.cost.members_scored == 2 * 4 and st.cost.completions == 2 * 4 * 4  # no pair given up
+    assert st.cost.backward_tokens > 0
