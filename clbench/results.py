@@ -171,9 +171,10 @@ class RunResult(Doc):
     cost: Cost
     environment: Environment
     custom: Optional[str] = Field(
-        None, description="why this entry departs from the sequence's registered budget, "
-        "evaluation or base model (set by `clbench submit --custom REASON`); custom entries "
-        "are ranked apart on the leaderboard. None: a standard entry")
+        None, description="why this entry departs from the sequence's registered budget or "
+        "evaluation, or runs a sequence that registers no base model (set by `clbench submit "
+        "--custom REASON`); custom entries are ranked apart on the leaderboard. Another base "
+        "model than the one a sequence registers is refused even as custom. None: a standard entry")
 
     def write(self, path: str | Path) -> Path:
         return write_json(path, self.model_dump(mode="json"))

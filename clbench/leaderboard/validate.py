@@ -255,8 +255,8 @@ def _check_base(r, seq, reg, base_scores, P, D) -> None:
         D(f"model.fingerprint: sequence {seq.name} registers no base model, so its row 0 "
           "cannot be checked")
         return
-    if r.model.fingerprint != seq.base_model_fingerprint:  # another base: row 0 cannot be checked
-        D(f"model.fingerprint: {r.model.fingerprint} is not the base model {seq.name} names "
+    if r.model.fingerprint != seq.base_model_fingerprint:
+        P(f"model.fingerprint: {r.model.fingerprint} is not the base model {seq.name} names "
           f"({seq.model}, {seq.base_model_fingerprint})")
         return
     if r.model.name != seq.model:  # the board shows the name: the fingerprint's, not a label of choice
