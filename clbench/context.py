@@ -1,6 +1,6 @@
 """What a method may use during one task, and the recorder of what it spends.
 
-A method sees the run only through `RunContext` (ARCHITECTURE.md, "the runner"): the
+A method sees the run only through `RunContext` (README, "Write your own method"): the
 model, the task's data, seeded randomness, the weights it started from, and `step()`,
 which it calls after every update. The context holds no reference to the runner: what
 the runner does at a step (curve points, checkpoints, progress) reaches it as one
@@ -45,7 +45,8 @@ class SpendRecorder:
 
 @dataclass
 class RunContext:
-    """Everything a method may use; nothing else is global (STYLE.md rule 6)."""
+    """Everything a method may use; nothing else is global, so a run is a function of its
+    config and seed (README, "What a run measures")."""
 
     model: torch.nn.Module
     tokenizer: object

@@ -62,7 +62,7 @@ class ESGuidedConfig(ESConfig):
 
     @model_validator(mode="after")
     def _a_pair_to_give_up(self):
-        if self.a < 1 and self.population < 4:
+        if self.a < 1 and self.surrogate == "correct-greedy" and self.population < 4:
             raise ValueError("population must be at least 4 when a < 1: a refresh step gives up one "
                              "mirrored pair for its greedy pass")
         return self
@@ -148,10 +148,11 @@ class ESGuided(ES):
         super().__init__(config)
         self.grads: list[torch.Tensor] = []  # the last `subspace` surrogate gradients, (D,) each
         self.basis: dict | None = None
-        self.refreshes = {"useful": 0, "no_correct_answer": 0}
+        self.refreshes = {"useful": 0, "no_correct_answer": 0, "no_direction": 0}
 
     def _key(self, ctx) -> str:
-        return f"guided/{ctx.seed}/{ctx.task_index}"
+        """One subspace per run in each process: a task's start replaces the last one's."""
+        return f"guided/{ctx.seed}"
 
     def noise(self, ctx) -> Noise:
         c = self.config
@@ -183,13 +184,18 @@ class ESGuided(ES):
         if not pairs:
             self.refreshes["no_correct_answer"] += 1
             return spent  # keep the previous subspace (or plain noise before the first)
-        self.grads = (self.grads + [surrogate_gradient(ctx.model, ctx.tokenizer, pairs)])[-c.subspace:]
-        shapes = [p.numel() for _, p in ctx.model.named_parameters()]
-        self.basis = orthonormal_basis(self.grads, shapes)
+        grads = (self.grads + [surrogate_gradient(ctx.model, ctx.tokenizer, pairs)])[-c.subspace:]
+        tokens = sum(len(ctx.tokenizer(x, add_special_tokens=False)["input_ids"])
+                     for pair in pairs for x in pair)  # as completion_log_likelihood tokenizes
+        spent["forward_tokens"] = spent.get("forward_tokens", 0) + tokens  # the likelihood's forward
+        spent["backward_tokens"] = tokens
+        basis = orthonormal_basis(grads, [p.numel() for _, p in ctx.model.named_parameters()])
+        if basis is None:  # all-zero gradients: nothing to lean on; keep the previous subspace
+            self.refreshes["no_direction"] += 1
+            return spent
+        self.grads, self.basis = grads, basis
         pop.apply(install_basis, self._key(ctx), self.basis)
         self.refreshes["useful"] += 1
-        ids = ctx.tokenizer([p + comp for p, comp in pairs], add_special_tokens=False)["input_ids"]
-        spent["backward_tokens"] = sum(len(x) for x in ids)
         return spent
 
     def state_dict(self) -> dict:
@@ -198,4 +204,4 @@ class ESGuided(ES):
     def load_state_dict(self, state: dict) -> None:
         self.grads = list(state.get("grads") or [])
         self.basis = state.get("basis")
-        self.refreshes = dict(state.get("refreshes") or {"useful": 0, "no_correct_answer": 0})
+        self.refreshes = dict(state.get("refreshes") or {"useful": 0, "no_correct_answer": 0, "no_direction": 0})

@@ -147,6 +147,7 @@ def test_config_refuses_a_population_with_no_pair_to_give_up():
     with pytest.raises(ValueError, match="at least 4"):
         ESGuidedConfig(population=2, a=0.5)
     assert ESGuidedConfig(population=2, a=1.0).population == 2
+    assert ESGuidedConfig(population=2, a=0.5, surrogate="reference").population == 2  # gives none up
 
 
 def test_reference_surrogate_refreshes_from_labels_without_giving_up_a_pair(embedded):
@@ -166,6 +167,6 @@ def test_reference_surrogate_refreshes_from_labels_without_giving_up_a_pair(embe
             for n, p in embedded.model.named_parameters():
                 p.copy_(before[n])
     st = ctx.recorder.state
-    assert m.refreshes == {"useful": 2, "no_correct_answer": 0} and m.basis["k"] == 2
+    assert m.refreshes == {"useful": 2, "no_correct_answer": 0, "no_direction": 0} and m.basis["k"] == 2
     assert st.cost.members_scored == 2 * 4 and st.cost.completions == 2 * 4 * 4  # no pair given up
-    assert st.cost.backward_tokens > 0
+    assert st.cost.backward_tokens > 0 and st.cost.forward_tokens > st.cost.backward_tokens

@@ -14,6 +14,7 @@ import pytest
 
 from clbench import metrics
 from clbench.cli import main
+from clbench.errors import UserError
 from clbench.leaderboard.registered import load_base_scores, with_registered_base
 from clbench.atomic import write_bytes
 from clbench.leaderboard.validate import validate_doc, validate_file
@@ -487,6 +488,8 @@ def test_a_sequence_resolves_its_base_fingerprint_from_the_registered_scores(tmp
     assert with_registered_base(seq, scores).base_model_fingerprint == "aaaa"
     assert with_registered_base(seq.model_copy(update={"model": "other"}), scores).base_model_fingerprint == "bbbb"
     assert with_registered_base(seq.model_copy(update={"model": "unregistered"}), scores).base_model_fingerprint is None
+    with pytest.raises(UserError, match="2 entries for model 'embedded'"):
+        with_registered_base(seq, {**scores, "dddd": {"model": "embedded"}})
     stated = seq.model_copy(update={"base_model_fingerprint": "cccc"})
     assert with_registered_base(stated, scores).base_model_fingerprint == "cccc"  # a stated one is kept
     # the shipped YAMLs state none; the registry resolves them to the registered base
