@@ -50,7 +50,7 @@ def _smooth(d):
 LIES = {
     "raised-rows": (_raise_rows, "matrix.values[1]"),
     "relabelled-seed": (lambda d: d.update(seed=1), ""),
-    "renamed-method": (lambda d: d["method"].update(name="es-sparse", version=2), "method.config"),
+    "renamed-method": (lambda d: d["method"].update(name="es-sparse", version=2), "geometry.countdown"),
     "shrunk-counts": (lambda d: d["cost"].update(forward_tokens=d["cost"]["forward_tokens"] // 100),
                       "cost.forward_tokens"),
     "smoothed-curve": (_smooth, "curves["),
@@ -81,6 +81,28 @@ def test_verify_confirms_the_true_entry_and_refuses_each_lie(entry, tmp_path, ca
     # a resumed pass skips what it verified
     rc, out = cli(capsys, "leaderboard", "verify", str(true), "--record", "--board", str(board))
     assert rc == 0 and "verified earlier" in out
+
+
+def test_an_entry_that_predates_a_config_field_verifies(entry, tmp_path, capsys):
+    """ES gained `shaping` after entries were filed: an entry without it was run at the
+    behaviour the default keeps, so its re-run at the default is the same run."""
+    doc = copy.deepcopy(entry)
+    assert doc["method"]["config"].pop("shaping") == "zscore"
+    rc, out = cli(capsys, "leaderboard", "verify", str(dump(tmp_path / "old.json", doc)))
+    assert rc == 0 and ": verified: " in out, out
+
+
+def test_a_report_names_every_section_that_differs():
+    from clbench.leaderboard.verify import differences, fields_the_entry_predates
+
+    a = {"matrix": {"values": [[0.5]]}, "summary": {"bwt": 0.0}, "seed": 0, "cost": {"wall_seconds": 1}}
+    b = {"matrix": {"values": [[0.6]]}, "summary": {"bwt": 0.1}, "seed": 0, "cost": {"wall_seconds": 9}}
+    assert differences(a, b) == ["matrix.values[0][0]: 0.5 in the entry, 0.6 in the re-run",
+                                 "summary.bwt: 0.0 in the entry, 0.1 in the re-run"]
+    assert differences(a, {**a, "extra": 1}) == ["extra: in the re-run, not in the entry"]
+    # only a missing field the re-run holds at the installed default is filled in
+    assert fields_the_entry_predates({"alpha": 0.01}, {"alpha": 0.01, "shaping": "zscore", "lam": 2},
+                                     {"alpha": 0.005, "shaping": "zscore", "lam": 1}) == {"shaping": "zscore"}
 
 
 def test_an_entry_that_cannot_be_rerun_is_exit_2(entry, tmp_path, capsys):

@@ -10,7 +10,7 @@ summary, curves, geometry, token/completion/member counts and the identity field
 Wall time, peak memory and the environment are machine facts, not compared (the board
 marks them unverified).
 
-Verdicts: "verified" (identical), "differs" (first differing field; believed only when
+Verdicts: "verified" (identical), "differs" (the first difference in each section; believed only when
 this machine runs the entry's own git commit with its python, torch, transformers,
 lm_eval and device, otherwise "not reproducible here" with the reason), "cannot re-run"
 (invalid entry, method not installed or at another version, a device this machine lacks).
@@ -102,6 +102,26 @@ def first_difference(a, b, path: str = "") -> str | None:
     return None
 
 
+def differences(a: dict, b: dict) -> list[str]:
+    """The first difference in each top-level section (matrix, summary, curves, geometry,
+    cost, ...), so a report shows every section a re-run disagrees with, not just one."""
+    out = []
+    for k in list(a) + [k for k in b if k not in a]:
+        d = first_difference({k: a[k]} if k in a else {}, {k: b[k]} if k in b else {})
+        if d:
+            out.append(d)
+    return out
+
+
+def fields_the_entry_predates(entry_config: dict, rerun_config: dict, defaults: dict) -> dict:
+    """Method config fields the re-run records and the entry lacks, where the re-run holds the
+    installed default: a field added to the method after the entry was made, at the value
+    that keeps its old behaviour. Any other missing field is left to be reported; and the
+    numbers are compared in full either way, so a default that changed behaviour shows."""
+    return {k: v for k, v in rerun_config.items()
+            if k not in entry_config and k in defaults and defaults[k] == v}
+
+
 def environment_mismatch(r: RunResult) -> list[str]:
     """Why a difference here would not show the entry is false (empty: same commit and stack)."""
     from clbench.runinfo import environment
@@ -157,8 +177,16 @@ def verify_file(path: Path, registry=None, work: Path | None = None, cache: dict
     seconds = time.monotonic() - start
     if fresh is None:
         return Outcome("cannot re-run", f"the re-run failed: {why}", seconds)
-    diff = first_difference(v.doc, fresh)
-    if diff is None:
+    try:
+        defaults = registry.method(r.method.name).Config().model_dump(mode="json")
+    except ValueError:  # a plugin Config with required fields has no defaults to fill in
+        defaults = {}
+    entry = json.loads(json.dumps(v.doc))
+    entry["method"]["config"].update(fields_the_entry_predates(entry["method"]["config"],
+                                                               fresh["method"]["config"], defaults))
+    diffs = differences(entry, fresh)
+    diff = "; ".join(diffs)
+    if not diffs:
         return Outcome("verified", "matrix, summary, curves, geometry and counts are identical", seconds)
     mismatch = environment_mismatch(r)
     if mismatch:
