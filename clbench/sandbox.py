@@ -330,9 +330,11 @@ def _precheck(expr, checks=None) -> bool:
     if not isinstance(expr, str) or len(expr) > limit or "\x00" in expr:
         return False
     try:
-        ast.parse(expr, mode=mode)
-        for c in checks or ():
-            ast.parse(c[1:], mode="eval") if c.startswith("=") else ast.parse(c, mode="exec")
+        with warnings.catch_warnings():  # `2x` etc. warn (invalid decimal literal) to the user's terminal
+            warnings.simplefilter("ignore")
+            ast.parse(expr, mode=mode)
+            for c in checks or ():
+                ast.parse(c[1:], mode="eval") if c.startswith("=") else ast.parse(c, mode="exec")
         return True
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return False

@@ -49,6 +49,17 @@ def test_host_side_rejections(sb):
         assert sb.evaluate_many([(expr, [1])]) == [ExecResult((None,), "rejected")], expr
 
 
+def test_malformed_answers_print_nothing_to_the_terminal(sb):
+    """`2x+1` is a SyntaxWarning before it is a SyntaxError: thousands of them per
+    evaluation must not reach the user's terminal (nor fail a `-W error` run)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert sb.score_many([("2x+1", T3), ("1if x else 2", T3), ("0x1for x in y", T3)]) == [0.0, 0.0, 0.0]
+    assert shown == []
+
+
 def test_isolation_is_active(sb):
     sb.evaluate_many([("x", [1])])
     iso = sb.isolation
