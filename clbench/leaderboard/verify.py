@@ -17,6 +17,7 @@ lm_eval and device, otherwise "not reproducible here" with the reason), "cannot 
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import subprocess
@@ -181,7 +182,7 @@ def verify_file(path: Path, registry=None, work: Path | None = None, cache: dict
         defaults = registry.method(r.method.name).Config().model_dump(mode="json")
     except ValueError:  # a plugin Config with required fields has no defaults to fill in
         defaults = {}
-    entry = json.loads(json.dumps(v.doc))
+    entry = copy.deepcopy(v.doc)
     entry["method"]["config"].update(fields_the_entry_predates(entry["method"]["config"],
                                                                fresh["method"]["config"], defaults))
     diffs = differences(entry, fresh)
