@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "file: optimizer settings and each task family's share, split "
                                    "among its pretraining variants). The flags below override the "
                                    "recipe's values.")
-    s.add_argument("--recipe", help="recipe YAML (default: clbench/assets/recipes/embedded.yaml, "
+    s.add_argument("--recipe", help="recipe YAML (default: clbench/assets/recipes/latent.yaml, "
                    "which reproduces the shipped model)")
     s.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps (recipe: 1500)")
     s.add_argument("--batch-size", type=_positive_int, default=None, help="sequences per step (recipe: 128)")

@@ -26,7 +26,7 @@ from clbench.errors import UserError
 
 RECIPES_DIR = Path(__file__).parent / "assets" / "recipes"
 # The recipe that reproduces the shipped embedded model (its pretrain_recipe.json).
-DEFAULT_RECIPE = RECIPES_DIR / "embedded.yaml"
+DEFAULT_RECIPE = RECIPES_DIR / "latent.yaml"
 DEFAULT_VARIANT = "default"
 
 

@@ -78,7 +78,7 @@ def test_variant_smoke_run(method, extra, tmp_path):
         assert sparsity > 0.35  # <= 10% of entries per step, 6 steps
     assert r["data_access"]["earlier_tasks"] is (method == "es-replay")
     # every method scores population x batch_size completions per step, replay included
-    assert r["budget"]["completions_per_task"] == {"countdown": 4 * 4 * 3, "code": 4 * 4 * 3}
+    assert r["budget"]["completions_per_task"] == {"countdown": 4 * 16 * 3, "code": 4 * 16 * 3}
     assert r["data_access"]["general"] is ("general=true" in extra)
     if "mask=magnitude" in extra:
         assert sparsity > 0.85
@@ -137,11 +137,30 @@ def test_general_items_avoid_every_held_out_item():
     items = general_items(spec)
     assert len(items) == spec.size and items == general_items(spec)  # deterministic
     families = {name for name, _ in items}
-    assert families == {"sort", "reverse"}  # the probes' distribution: no new task's items
+    assert families == {"sort", "reverse", "min-choice"}  # the probes' distribution: no new task's items
     for name in families:
         fam = reg.task(name)
         held = fam.held_out_keys()
         assert not any(fam.key(it) in held for n, it in items if n == name)
+
+
+def test_every_general_item_is_scored_by_its_own_family():
+    """es-replay scores general items with each family's own scorer, as a test item: a
+    multiple-choice probe's pretraining item must carry its choices (it once did not,
+    and `general: true` crashed on min-choice's 145 items)."""
+    from clbench.general_data import general_items
+    from clbench.registry import Registry
+
+    reg = Registry.load()
+    items = general_items(reg.sequence("math-then-code").general_replay)
+    for name, it in items:
+        right = reg.task(name).score(it, it["choices"][it["label"]] if "choices" in it else it["target"])
+        assert right.correct and right.reward == 1.0, (name, it)
+    mc = [it for name, it in items if name == "min-choice"]
+    assert mc and all(it["choices"][0] == min(it["prompt"][4:-1]) for it in mc)
+    # the right answer is the smallest letter, not the one pretraining happened to show
+    shown_other = [it for it in mc if it["target"] != it["choices"][0]]
+    assert shown_other and not any(reg.task("min-choice").score(it, it["target"]).correct for it in shown_other)
 
 
 def test_general_replay_on_a_sequence_without_a_set_is_exit_2(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from clbench.runner import RunContext
 from test_runner import clbench, numbers
 
 QUICK = ["--steps", "4", "--eval-every", "1", "--eval-limit", "16", "--curve-examples", "8",
-         "--set", "num_generations=4", "--set", "prompts_per_step=2"]
+         "--set", "num_generations=4", "--set", "prompts_per_step=4"]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,8 @@ def test_grpo_updates_weights_and_steps_once_per_optimizer_step(grpo_run):
     assert all(c["reward"] is not None for c in r["curves"] if c["step"] > 0)
     drifts = [c["drift_l2"] for c in r["curves"]]
     assert drifts[0] == 0.0 and all(b > a for a, b in zip(drifts[:4], drifts[1:5]))
-    assert r["cost"]["completions"] == 2 * 4 * 4 * 2  # prompts x generations x steps x tasks
-    assert r["budget"]["completions_per_task"] == {"countdown": 32, "code": 32}
+    assert r["cost"]["completions"] == 4 * 4 * 4 * 2  # prompts x generations x steps x tasks
+    assert r["budget"]["completions_per_task"] == {"countdown": 64, "code": 64}
     assert r["cost"]["backward_tokens"] > 0 and r["cost"]["forward_tokens"] == 3 * r["cost"]["backward_tokens"]
     assert r["cost"]["members_scored"] == 0
     assert not list(grpo_run.glob("checkpoint-*")) and not (grpo_run / "runs").exists()

@@ -69,7 +69,7 @@ def test_valid_standard_entry_passes(std_doc, tmp_path, capsys):
 def test_run_as_is_is_only_a_custom_entry(run_dir, raw_doc, tmp_path, capsys):
     rc, out = cli(capsys, "leaderboard", "validate", str(run_dir / "result.json"))
     assert rc == 1
-    assert "budget.steps_per_task.countdown: 1 steps; the sequence's budget is 150" in out
+    assert "budget.steps_per_task.countdown: 1 steps; the sequence's budget is 75" in out
     assert "--custom" in out
     doc = copy.deepcopy(raw_doc)
     doc["custom"] = "smoke test: 1 step per task"
@@ -146,12 +146,12 @@ BROKEN = [
     ("duplicate-key", _text(lambda t: '{"seed": 7,' + t[1:]), "file: duplicate key 'seed'"),
     ("deep-nesting", _set(["method", "config", "junk"], _nested(200)), "file: nested deeper than 24 levels"),
     ("budget-steps-not-custom", _set(["budget", "steps_per_task", "code"], 300),
-     "budget.steps_per_task.code: 300 steps; the sequence's budget is 150 (accepted only as a custom entry"),
+     "budget.steps_per_task.code: 300 steps; the sequence's budget is 75 (accepted only as a custom entry"),
     ("eval-limit-not-custom", _set(["budget", "examples_per_column", "sort"], 100),
      "budget.examples_per_column.sort: evaluated on 100 of 500 test examples (eval_limit)"),
     ("more-examples-than-split", _set(["budget", "examples_per_column", "sort"], 501),
      "budget.examples_per_column.sort: 501 is more than the 500 test examples"),
-    ("registered-budget-lie", _set(["budget", "registered_steps", ], 1), "budget.registered_steps: 1; the sequence registers 150"),
+    ("registered-budget-lie", _set(["budget", "registered_steps", ], 1), "budget.registered_steps: 1; the sequence registers 75"),
     ("completions-over-budget", _set(["budget", "completions_per_task", "code"], 10**9),
      "budget.completions_per_task.code: 1000000000 completions exceed"),
     ("empty-custom-reason", _set(["custom"], "  "), "custom: empty reason"),
@@ -524,7 +524,7 @@ def filed_doc():
 def test_filed_doc_is_valid(filed_doc):
     assert validate_doc(filed_doc).problems == []
     scheduled = copy.deepcopy(filed_doc)
-    scheduled["budget"]["eval_every"] = 25  # the schedule it was run on: every point fits
+    scheduled["budget"]["eval_every"] = 15  # the schedule it was run on: every point fits
     assert validate_doc(scheduled).problems == []
 
 

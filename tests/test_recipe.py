@@ -23,8 +23,9 @@ def test_the_default_recipe_is_the_one_the_shipped_model_records():
 
 def test_a_default_only_stream_draws_what_the_plain_mixture_drew():
     """One rng.choices over families, then the family's pretraining_sample: the stream
-    that built the shipped model, so its recipe file reproduces it."""
-    recipe = load_recipe(DEFAULT_RECIPE)
+    that built the previous base (embedded.yaml, default variants only), so that recipe
+    file still reproduces it."""
+    recipe = load_recipe(RECIPES_DIR / "embedded.yaml")
     families, blocked = check_families(recipe, REG)
     got = MixtureStream(families, recipe.entries(), 5, blocked)
     rng, names = random.Random(5), list(recipe.mixture)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 QUICK = ["--steps", "3", "--eval-every", "1", "--eval-limit", "16",
-         "--set", "population=4", "--set", "batch_size=4", "--set", "backend=inprocess"]
+         "--set", "population=4", "--set", "batch_size=16", "--set", "backend=inprocess"]
 
 
 def clbench(*args, check=True, timeout=600):
@@ -43,7 +43,7 @@ def test_result_has_matrix_summary_curves_geometry(quick_run):
     r = json.loads((quick_run / "result.json").read_text())
     m = r["matrix"]
     assert m["rows"] == ["base", "countdown", "code"]
-    assert m["columns"] == ["countdown", "code", "sort", "reverse", "sort-choice"]
+    assert m["columns"] == ["countdown", "code", "sort", "reverse", "min-choice"]
     assert len(m["values"]) == 3 and all(len(row) == 5 for row in m["values"])
     assert r["summary"]["bwt"] == pytest.approx(m["values"][2][0] - m["values"][1][0])
     assert [c["global_step"] for c in r["curves"]] == [0, 1, 2, 3, 3, 4, 5, 6]
@@ -51,7 +51,7 @@ def test_result_has_matrix_summary_curves_geometry(quick_run):
     assert r["curves"][0]["drift_l2"] == 0.0 and r["curves"][0]["sparsity"] == 1.0
     # a step whose members all score alike has z-scores of 0 and moves nothing; some must move
     assert r["curves"][-1]["drift_l2"] > 0 and min(c["sparsity"] for c in r["curves"]) < 0.5
-    assert r["cost"]["members_scored"] == 4 * 3 * 2 and r["cost"]["completions"] == 4 * 4 * 3 * 2
+    assert r["cost"]["members_scored"] == 4 * 3 * 2 and r["cost"]["completions"] == 4 * 16 * 3 * 2
     assert r["budget"]["steps_per_task"] == {"countdown": 3, "code": 3}
     assert set(r["geometry"]) == {"countdown", "code"}
     assert r["environment"]["torch"] and r["seed"] == 0

@@ -16,7 +16,7 @@ from test_runner import clbench
 from clbench.leaderboard.validate import validate_doc
 
 TINY = ["--method", "es", "--sequence", "math-then-code", "--steps", "1", "--eval-every", "1",
-        "--eval-limit", "8", "--curve-examples", "4", "--set", "population=4", "--set", "batch_size=4",
+        "--eval-limit", "8", "--curve-examples", "4", "--set", "population=4", "--set", "batch_size=16",
         "--set", "backend=inprocess"]
 
 

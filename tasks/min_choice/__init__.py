@@ -43,9 +43,14 @@ class MinChoice(TaskFamily):
                 "label": choices.index(ranked[0])}
 
     def pretraining_sample(self, rng: random.Random) -> dict:
-        """The answer drawn by rank: what makes the learned preference graded."""
+        """The answer drawn by rank: what makes the learned preference graded. The item
+        also carries its four choices, the right one first, so that a general replay set
+        drawn from the pretraining stream is scored by `score` like any test item (the
+        smallest letter is right, whichever letter pretraining showed)."""
         w = self.word(rng)
-        return {"prompt": f"min {w}:", "target": rng.choices(sorted(w)[:4], RANK_WEIGHTS)[0]}
+        choices = sorted(w)[:4]
+        return {"prompt": f"min {w}:", "target": rng.choices(choices, RANK_WEIGHTS)[0],
+                "choices": choices, "label": 0}
 
     def score(self, item: dict, completion: str) -> Score:
         return choice_match(item, completion)
