@@ -1,4 +1,5 @@
-"""Sweep ES hyperparameters on one sequence; prints a markdown table from result.json files.
+"""Sweep a method's hyperparameters on one sequence (ES by default; `--method grpo` for
+GRPO's); prints a markdown table from result.json files.
 
 Each configuration is one `clbench run` (sequentially: the machine has 2 cores and
 ES already uses both). Selection uses the dev-split curves; test numbers are
@@ -15,6 +16,7 @@ from pathlib import Path
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--method", default="es", help="registered method to sweep (default es)")
     ap.add_argument("--sequence", default="math-only")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--eval-every", type=int, default=20)
@@ -27,9 +29,10 @@ def main() -> None:
     for point in args.grid:
         sets = [kv for kv in point.split(",") if kv]
         tag = "_".join(s.replace("=", "") for s in sets)
-        out = Path(args.out) / f"{args.sequence}-{tag}-s{args.steps}-seed{args.seed}"
+        prefix = "" if args.method == "es" else f"{args.method}-"  # es keeps its old folder names
+        out = Path(args.out) / f"{prefix}{args.sequence}-{tag or 'defaults'}-s{args.steps}-seed{args.seed}"
         if not (out / "result.json").exists():
-            cmd = [sys.executable, "-m", "clbench", "run", "--method", "es", "--sequence", args.sequence,
+            cmd = [sys.executable, "-m", "clbench", "run", "--method", args.method, "--sequence", args.sequence,
                    "--steps", str(args.steps), "--eval-every", str(args.eval_every), "--seed", str(args.seed),
                    "--curve-examples", str(args.curve_examples),
                    "--output", str(out)] + [a for s in sets for a in ("--set", s)]
@@ -45,7 +48,7 @@ def main() -> None:
     for point, dev, m, r in rows:
         probes = ", ".join(f"{k} {100 * v:+.1f}" for k, v in r["summary"]["probe_delta"].items())
         print(f"| {point} | {' '.join(f'{100 * d:.0f}' for d in dev)} | {100 * m[0][0]:.1f} -> {100 * m[1][0]:.1f} "
-              f"| {probes} | {r['curves'][-1]['drift_l2']:.1f} | {r['cost']['wall_seconds']:.0f} |")
+              f"| {probes} | {r['curves'][-1]['drift_l2']:.2f} | {r['cost']['wall_seconds']:.0f} |")
 
 
 if __name__ == "__main__":
