@@ -13,24 +13,26 @@ import pickle
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from clbench.atomic import replace_dir, write_json
 from clbench.errors import UserError
 from clbench.model import params
-from clbench.results import DataAccess
+from clbench.results import Count, CurvePoint, DataAccess, Figure
 
 
 class Spend(BaseModel):
     """What a run has spent so far: the counts of `results.Cost` that accumulate over
-    steps (and over resumes: wall time before an interruption is kept)."""
-    wall_seconds: float = 0.0
-    forward_tokens: int = 0
-    backward_tokens: int = 0
-    members_scored: int = 0
-    completions: int = 0
+    steps (and over resumes: wall time before an interruption is kept), with the same
+    bounds, checked as they are counted."""
+    model_config = ConfigDict(validate_assignment=True)
+    wall_seconds: Figure = 0.0
+    forward_tokens: Count = 0
+    backward_tokens: Count = 0
+    members_scored: Count = 0
+    completions: Count = 0
 
     def add(self, **counts: int) -> None:
         for k, v in counts.items():
@@ -39,7 +41,7 @@ class Spend(BaseModel):
 
 class RunState(BaseModel):
     rows: list[list[float]] = Field(default_factory=list)
-    curves: list[dict] = Field(default_factory=list)
+    curves: list[CurvePoint] = Field(default_factory=list)
     geometry: dict[str, dict] = Field(default_factory=dict)
     cost: Spend = Field(default_factory=Spend)
     completions_per_task: dict[str, int] = Field(default_factory=dict)

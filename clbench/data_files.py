@@ -9,9 +9,9 @@ rows come from `datasets.load_dataset(hub_id)`: from its cache when offline
 (HF_DATASETS_OFFLINE=1), downloaded when online. Missing data is a UserError
 (exit 2) that names the task, the variable, the expected path and the hub id.
 
-The environment variable is read here, not threaded through ctx (STYLE rule 6's
-one exception, like HF_HOME for `datasets`): population workers and Ray actors
-inherit it.
+The environment variable is read here, not threaded through ctx (the one exception to
+"settings travel in the run config", like HF_HOME for `datasets`): population workers
+and Ray actors inherit it.
 """
 from __future__ import annotations
 

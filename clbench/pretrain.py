@@ -1,9 +1,10 @@
 """`clbench pretrain-base`: reproduce the embedded base model from a recipe and a seed.
 
-The recipe (clbench.recipe, a YAML file in clbench/assets/recipes) holds the mixture:
-it teaches the probe skills (sort, reverse) well and the new tasks (countdown, code,
-cipher) only a little, so a run can show both learning and forgetting. Items from any
-family's dev or test split never enter the mixture.
+The recipe (clbench.recipe, a YAML file in clbench/assets/recipes) holds the mixture,
+so this module names no task family: the shipped recipe teaches the probe skills well
+and leaves the new tasks latent (README "The base model: latent skills"), so a run can
+show both learning and forgetting. Items from any family's dev or test split never
+enter the mixture.
 """
 from __future__ import annotations
 

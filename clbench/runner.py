@@ -111,10 +111,10 @@ class Runner:
         st = self.state
         self.steps_this_process += 1
         if st.step_in_task % self.eval_every == 0 or st.step_in_task == steps:
-            st.curves.append(self.curve_point(task, st.step_in_task, reward).model_dump())
+            st.curves.append(self.curve_point(task, st.step_in_task, reward))
             self._checkpoint()
         self.progress.on_step(task.name, st.step_in_task, steps, reward,
-                              st.curves[-1]["scores"] if st.curves else None)
+                              st.curves[-1].scores if st.curves else None)
 
     def context(self, ti: int, task) -> RunContext:
         """What the method may use for task `ti`: plain values, the recorder, and the
@@ -159,7 +159,7 @@ class Runner:
                 self.progress.start_task(task.name, ti, self.state.step_in_task)
                 if self.state.step_in_task == 0:
                     # the curves start where the task starts: step 0, before any update
-                    self.state.curves.append(self.curve_point(task, 0, None).model_dump())
+                    self.state.curves.append(self.curve_point(task, 0, None))
                     self.method.begin_task(task, ctx)
                 if self.state.step_in_task < self.steps:
                     self.method.learn(task, ctx)
@@ -203,7 +203,7 @@ class Runner:
             seed=self.cfg.seed,
             matrix=Matrix(rows=["base"] + seq.tasks, columns=self.columns, values=st.rows),
             summary=Summary(**summary),
-            curves=[CurvePoint(**c) for c in st.curves],
+            curves=list(st.curves),
             geometry=st.geometry,
             cost=Cost(wall_seconds=round(self.wall(), 2), peak_rss_bytes=peak,
                       peak_rss_children_bytes=peak_children,

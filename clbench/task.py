@@ -3,8 +3,8 @@
 A family owns a deterministic generator (seed + version -> three splits), one
 scoring function used both as training reward and evaluation metric, and an
 lm-eval task config that reads the generated data. Keeping reward and metric in
-one function means training and evaluation cannot disagree (ARCHITECTURE.md),
-the failure TRACE shows with its per-dataset `if` chains.
+one function means training and evaluation cannot disagree (README "The embedded
+benchmark"), the failure TRACE shows with its per-dataset `if` chains.
 """
 from __future__ import annotations
 

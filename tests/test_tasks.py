@@ -1,9 +1,8 @@
-"""Task families: deterministic splits, no leakage, scoring behaviour, YAML agreement."""
+"""Task families: deterministic splits, no leakage, scoring behaviour, the generated lm-eval config."""
 import random
 import re
 
 import pytest
-import yaml
 
 from clbench.registry import Registry
 from clbench.data_files import DatasetFamily
