@@ -102,6 +102,8 @@ def numbers(r) -> dict:
         "cost": {k: v for k, v in d["cost"].items() if not k.startswith(("wall", "peak"))}}
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_a_equal_one_is_es_bit_for_bit(registered, tmp_path):
     es = Runner(RunConfig(method="es", sequence="math-then-code", output=str(tmp_path / "es"),
                           method_config={**SMALL, "sigma": 0.02, "alpha": 0.01}, **QUICK)).run()
@@ -115,6 +117,8 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_resume_between_two_refreshes_equals_an_uninterrupted_run(registered, tmp_path, monkeypatch):
     cfg = dict(method="es-guided", sequence="math-then-code",
                method_config={**SMALL, "a": 0.5, "refresh_every": 2}, **QUICK)

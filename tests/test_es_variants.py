@@ -63,6 +63,8 @@ def test_replay_takes_its_items_out_of_the_batch():
     ("es-replay", ["--set", "replay_batch=2", "--set", "general=true"]),
     ("es-sparse", ["--set", "mask=magnitude", "--set", "density=0.1"]),
 ])
+@pytest.mark.slow
+@pytest.mark.ci
 def test_variant_smoke_run(method, extra, tmp_path):
     out = tmp_path / "v"
     clbench("run", "--method", method, "--sequence", "math-then-code", "--output", str(out),
@@ -113,6 +115,8 @@ def test_fisher_is_the_mean_of_squared_per_example_gradients():
     assert not torch.allclose(fisher[name], squared_mean, rtol=1e-2)
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_fisher_mask_is_the_same_on_worker_replicas(tmp_path):
     """Masks built in the main process reach the workers: local == in-process."""
     runs = {}

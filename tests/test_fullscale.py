@@ -355,6 +355,8 @@ QUICK = ["--steps", "2", "--eval-every", "2", "--eval-limit", "2", "--set", "pop
          "--set", "batch_size=2", "--set", "sigma=0.05", "--set", "alpha=0.01"]
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_es_on_countdown_full_generated_with_a_local_chat_model(models, data_dir, tmp_path):
     res = _run(["--method", "es", "--sequence", "countdown-full-generated", "--model", str(models["chat"]),
                 "--output", str(tmp_path / "r"), *QUICK], data_dir)
@@ -370,6 +372,8 @@ def test_es_on_countdown_full_generated_with_a_local_chat_model(models, data_dir
         assert drift == 0.0
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_es_on_countdown_full_from_a_local_parquet_file(models, data_dir, tmp_path):
     res = _run(["--method", "es", "--sequence", "countdown-full", "--model", str(models["plain"]),
                 "--output", str(tmp_path / "r"), *QUICK], data_dir)

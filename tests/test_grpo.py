@@ -67,6 +67,8 @@ def kill_mid_second_task_then_resume(method: str, out) -> int:
     return done
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_grpo_sigkill_then_resume_equals_uninterrupted(grpo_run, tmp_path):
     done = kill_mid_second_task_then_resume("grpo", tmp_path / "k")
     assert numbers(tmp_path / "k") == numbers(grpo_run)

@@ -36,6 +36,8 @@ def test_list_shows_plugin_with_origin_and_warns_about_broken_one(installed_plug
     assert "broken" in p.stderr and "clbench-example-plugin" in p.stderr  # named, not fatal
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_plugin_method_and_task_run_through_the_common_runner(installed_plugin, tmp_path):
     """The plugin's method learns the plugin's task on the plugin's sequence, probed by
     built-in tasks; lm-eval scores the task from the class alone (no YAML)."""

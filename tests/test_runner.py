@@ -57,11 +57,15 @@ def test_result_has_matrix_summary_curves_geometry(quick_run):
     assert r["environment"]["torch"] and r["seed"] == 0
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_same_seed_twice_gives_identical_numbers(quick_run, tmp_path):
     clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(tmp_path / "b"), *QUICK)
     assert numbers(tmp_path / "b") == numbers(quick_run)
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_sigkill_then_resume_equals_uninterrupted(quick_run, tmp_path):
     out = tmp_path / "k"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -108,6 +112,7 @@ def test_existing_output_is_never_overwritten(quick_run):
     assert (quick_run / "result.json").read_bytes() == before
 
 
+@pytest.mark.ci
 @pytest.mark.slow
 def test_ci_smoke_es_local_backend_end_to_end(tmp_path):
     """The main command with the default (local, 2-worker) backend, a few steps."""

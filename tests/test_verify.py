@@ -57,6 +57,8 @@ LIES = {
 }
 
 
+@pytest.mark.slow
+@pytest.mark.ci
 def test_verify_confirms_the_true_entry_and_refuses_each_lie(entry, tmp_path, capsys):
     board = tmp_path / "board"
     true = dump(tmp_path / "true.json", entry)
