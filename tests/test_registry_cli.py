@@ -1,19 +1,15 @@
 """Registry behaviour and the CLI's handling of bad input."""
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 
 from clbench.config import SequenceSpec
 from clbench.registry import Registry, UnknownName
+from conftest import cli_in_process
 
 
-def cli(*args):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "clbench", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
+cli = cli_in_process  # every test here ends before a run: no subprocess needed
 
 
 def test_builtins_come_from_entry_points_with_origin():

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import cli_in_process  # noqa: E402
+
 QUICK = ["--steps", "3", "--eval-every", "1", "--eval-limit", "16",
          "--set", "population=4", "--set", "batch_size=16", "--set", "backend=inprocess"]
 
@@ -91,23 +93,23 @@ def test_sigkill_then_resume_equals_uninterrupted(quick_run, tmp_path):
 
 
 def test_bad_method_key_exits_2_and_writes_nothing(tmp_path):
-    p = clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(tmp_path / "x"),
-                "--set", "sigmaa=0.1", check=False)
+    p = cli_in_process("run", "--method", "es", "--sequence", "math-then-code", "--output", str(tmp_path / "x"),
+                "--set", "sigmaa=0.1")
     assert p.returncode == 2 and "sigmaa" in p.stderr and "sigma" in p.stderr
     assert "Traceback" not in p.stderr and not (tmp_path / "x").exists()
 
 
 def test_unknown_names_exit_2_listing_known(tmp_path):
-    p = clbench("run", "--method", "nope", "--sequence", "math-then-code", check=False)
+    p = cli_in_process("run", "--method", "nope", "--sequence", "math-then-code")
     assert p.returncode == 2 and "known: " in p.stderr and "es" in p.stderr
-    p = clbench("run", "--method", "es", "--sequence", "nope", check=False)
+    p = cli_in_process("run", "--method", "es", "--sequence", "nope")
     assert p.returncode == 2 and "math-then-code" in p.stderr
 
 
 def test_existing_output_is_never_overwritten(quick_run):
     before = (quick_run / "result.json").read_bytes()
-    p = clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(quick_run),
-                *QUICK, check=False)
+    p = cli_in_process("run", "--method", "es", "--sequence", "math-then-code", "--output", str(quick_run),
+                *QUICK)
     assert p.returncode == 2 and "--resume" in p.stderr
     assert (quick_run / "result.json").read_bytes() == before
 
@@ -138,7 +140,7 @@ def test_analyze_prints_the_drift_and_sparsity_of_result_json(quick_run):
 
 
 def test_resume_of_a_finished_run_is_refused(quick_run):
-    p = clbench("run", "--resume", str(quick_run), check=False)
+    p = cli_in_process("run", "--resume", str(quick_run))
     assert p.returncode == 2 and "already finished" in p.stderr
 
 
@@ -153,8 +155,7 @@ def test_resume_of_a_finished_run_is_refused(quick_run):
 ])
 def test_bad_run_input_exit_2_and_nothing_written(args, needle, tmp_path):
     out = tmp_path / "never"
-    p = clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(out), *args,
-                check=False)
+    p = cli_in_process("run", "--method", "es", "--sequence", "math-then-code", "--output", str(out), *args)
     assert p.returncode == 2, p.stderr
     assert needle in p.stderr and "Traceback" not in p.stderr
     assert not out.exists()
@@ -170,7 +171,7 @@ def test_model_folder_that_cannot_load_exit_2_and_nothing_written(tmp_path, file
     for name, text in files.items():
         (model / name).write_text(text)
     out = tmp_path / "never"
-    p = clbench(*RUN, "--model", str(model), "--output", str(out), check=False)
+    p = cli_in_process(*RUN, "--model", str(model), "--output", str(out))
     assert p.returncode == 2 and "model:" in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert not out.exists()
 
@@ -178,13 +179,13 @@ def test_model_folder_that_cannot_load_exit_2_and_nothing_written(tmp_path, file
 def test_output_that_is_a_file_is_refused(tmp_path):
     f = tmp_path / "file.txt"
     f.write_text("keep me")
-    p = clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(f), check=False)
+    p = cli_in_process("run", "--method", "es", "--sequence", "math-then-code", "--output", str(f))
     assert p.returncode == 2 and "is a file" in p.stderr and f.read_text() == "keep me"
 
 
 def test_resume_with_a_corrupt_config_exit_2(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
-    p = clbench("run", "--resume", str(tmp_path), check=False)
+    p = cli_in_process("run", "--resume", str(tmp_path))
     assert p.returncode == 2 and "config.json" in p.stderr and "Traceback" not in p.stderr
 
 
@@ -218,7 +219,7 @@ def test_resume_writes_into_the_folder_it_was_given(tmp_path, monkeypatch, capsy
 
 def test_resume_refuses_flags_it_would_ignore(tmp_path):
     folder = _run_folder(tmp_path / "r")
-    p = clbench("run", "--resume", str(folder), "--steps", "5", "--set", "sigma=0.1", check=False)
+    p = cli_in_process("run", "--resume", str(folder), "--steps", "5", "--set", "sigma=0.1")
     assert p.returncode == 2 and "drop --steps, --set" in p.stderr and "Traceback" not in p.stderr
 
 
@@ -229,7 +230,7 @@ def test_resume_with_a_damaged_checkpoint_exit_2(tmp_path, damage):
     ck.mkdir()
     (ck / "state.json").write_text("{torn" if damage == "state" else "{}")
     (ck / "weights.safetensors").write_bytes(b"not safetensors")
-    p = clbench("run", "--resume", str(folder), check=False)
+    p = cli_in_process("run", "--resume", str(folder))
     assert p.returncode == 2 and f"--resume: {ck} is damaged" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr and sorted(ck.iterdir()) == [ck / "state.json", ck / "weights.safetensors"]
 
@@ -284,7 +285,7 @@ def test_analyze_bad_input_exit_2_naming_it(embedded, tmp_path, capsys, case):
 
 def test_report_of_a_folder_whose_result_json_is_a_folder_exit_2(tmp_path):
     (tmp_path / "run" / "result.json").mkdir(parents=True)
-    p = clbench("report", str(tmp_path / "run"), check=False)
+    p = cli_in_process("report", str(tmp_path / "run"))
     assert p.returncode == 2 and "has no result.json" in p.stderr and "Traceback" not in p.stderr
 
 
@@ -306,7 +307,7 @@ def test_bad_run_input_is_exit_2_naming_the_field(tmp_path, args, config, needle
     if config is not None:
         (tmp_path / "c.yaml").write_bytes(config if isinstance(config, bytes) else config.encode())
         args = ["--config", str(tmp_path / "c.yaml")]
-    p = clbench(*RUN, *args, "--output", str(tmp_path / "o"), check=False)
+    p = cli_in_process(*RUN, *args, "--output", str(tmp_path / "o"))
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert not (tmp_path / "o").exists()
 
@@ -314,7 +315,7 @@ def test_bad_run_input_is_exit_2_naming_the_field(tmp_path, args, config, needle
 def test_output_below_a_file_is_exit_2_and_keeps_the_file(tmp_path):
     f = tmp_path / "file.txt"
     f.write_text("keep me")
-    p = clbench(*RUN, "--output", str(f / "run"), check=False)
+    p = cli_in_process(*RUN, "--output", str(f / "run"))
     assert p.returncode == 2 and "--output: cannot create" in p.stderr and "Traceback" not in p.stderr
     assert f.read_text() == "keep me"
 
@@ -333,7 +334,7 @@ def test_report_rejects_a_tampered_result(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "result.json").write_text('{"schema_version": 1, "seed": "x"}')
-    p = clbench("report", str(bad), check=False)
+    p = cli_in_process("report", str(bad))
     assert p.returncode == 2 and "not a valid RunResult" in p.stderr and "Traceback" not in p.stderr
 
 
