@@ -18,6 +18,7 @@ from clbench.registry import Registry
 from clbench.runner import RunContext
 
 from test_runner import clbench, numbers
+from conftest import cli_in_process
 
 QUICK = ["--steps", "4", "--eval-every", "1", "--eval-limit", "16", "--curve-examples", "8",
          "--set", "num_generations=4", "--set", "prompts_per_step=4"]
@@ -86,8 +87,8 @@ def test_ewc_sigkill_then_resume_equals_uninterrupted(tmp_path):
 @pytest.mark.parametrize("key,value", [("beta", "-1"), ("learning_rate", "fast"), ("num_generations", "1"),
                                        ("ewc_lambda", "3")])
 def test_bad_grpo_value_exits_2_naming_the_field(key, value, tmp_path):
-    p = clbench("run", "--method", "grpo", "--sequence", "math-then-code", "--output", str(tmp_path / "x"),
-                "--set", f"{key}={value}", check=False)
+    p = cli_in_process("run", "--method", "grpo", "--sequence", "math-then-code", "--output", str(tmp_path / "x"),
+                "--set", f"{key}={value}")
     assert p.returncode == 2 and key in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "x").exists()
 

@@ -94,11 +94,11 @@ def test_bad_recipes_name_the_problem(tmp_path, mixture, hold_out, needle):
 
 
 def test_pretrain_base_with_a_recipe_writes_a_model_that_records_it(tmp_path):
-    from test_runner import clbench
+    from conftest import cli_in_process
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("mixture: {countdown: {lazy: 1.0}}\n")
-    p = clbench("pretrain-base", "--recipe", str(bad), "--output", str(tmp_path / "m"), check=False)
+    p = cli_in_process("pretrain-base", "--recipe", str(bad), "--output", str(tmp_path / "m"))
     assert p.returncode == 2 and "unknown variant 'lazy'" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "m").exists()
 
