@@ -26,10 +26,10 @@ def main() -> None:
     ap.add_argument("--out", default="runs/sweep")
     args = ap.parse_args()
     rows = []
+    prefix = "" if args.method == "es" else f"{args.method}-"  # es keeps its old folder names
     for point in args.grid:
         sets = [kv for kv in point.split(",") if kv]
         tag = "_".join(s.replace("=", "") for s in sets)
-        prefix = "" if args.method == "es" else f"{args.method}-"  # es keeps its old folder names
         out = Path(args.out) / f"{prefix}{args.sequence}-{tag or 'defaults'}-s{args.steps}-seed{args.seed}"
         if not (out / "result.json").exists():
             cmd = [sys.executable, "-m", "clbench", "run", "--method", args.method, "--sequence", args.sequence,
