@@ -37,7 +37,7 @@ COMMON=(--sequence math-only --model "$MODEL" --dtype bfloat16 --device $DEVICE 
         --eval-every $STEPS --eval-limit $LIMIT --curve-examples $LIMIT)
 # ES gets about half of what is left, GRPO the rest; a run that overruns is cut and reported as such.
 timeout "$(( $(left) / 2 ))" $PY -m clbench run --method es "${COMMON[@]}" --output "$WORK/es" \
-  --set backend=inprocess --set population=$POP --set batch_size=$BATCH > "$WORK/es.log" 2>&1 \
+  --backend inprocess --set population=$POP --set batch_size=$BATCH > "$WORK/es.log" 2>&1 \
   || { echo "es: exit $? (last lines of its log:)"; tail -5 "$WORK/es.log"; }
 timeout "$(( $(left) - 10 ))" $PY -m clbench run --method grpo "${COMMON[@]}" --output "$WORK/grpo" \
   --set num_generations=$GENS --set prompts_per_step=$PROMPTS > "$WORK/grpo.log" 2>&1 \

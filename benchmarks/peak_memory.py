@@ -117,12 +117,12 @@ def worker(method: str, path: str, device: str, profile_tensors: bool = True) ->
                 from clbench.methods.es_guided import ESGuided as m_cls
             else:
                 m_cls = reg.method(method.removesuffix("-subtract"))
-            small = {"es": dict(population=4, batch_size=4, backend="inprocess"),
+            small = {"es": dict(population=4, batch_size=4),
                      # a refresh at each of the two steps, a backward pass and the subspace in
                      # memory (reference answers: a random model answers nothing right)
-                     "es-guided": dict(population=4, batch_size=4, backend="inprocess", a=0.5,
+                     "es-guided": dict(population=4, batch_size=4, a=0.5,
                                        refresh_every=1, surrogate="reference"),
-                     "es-subtract": dict(population=4, batch_size=4, backend="inprocess", restore="subtract"),
+                     "es-subtract": dict(population=4, batch_size=4, restore="subtract"),
                      "grpo": dict(num_generations=4, prompts_per_step=1),
                      "ewc": dict(num_generations=4, prompts_per_step=1, fisher_examples=4)}[method]
             m = m_cls(m_cls.Config(**small))

@@ -2,8 +2,10 @@
 
 `inprocess` scores members on the run's own model, `local` in worker processes
 (clbench/population.py), `ray` in Ray actors (clbench/population_ray.py, an optional
-extra that is imported only when chosen). ES-like methods ask for one through
-`ctx.population(backend, workers)`.
+extra that is imported only when chosen). The backend and its worker count are run
+settings (`--backend`, `--workers`, a sequence's `backend`), not hyperparameters: ES-like
+methods ask for the run's with `ctx.population()`. Runs recorded before the move carry them
+in the method config; `split_legacy` reads them out in one place.
 """
 from __future__ import annotations
 
@@ -23,6 +25,18 @@ BACKENDS = {
     "local": LocalProcessBackend,
     "ray": _ray_backend,
 }
+
+
+LEGACY_KEYS = ("backend", "workers")  # method-config keys that were run settings
+
+
+def split_legacy(config: dict, config_cls=None) -> tuple[dict, dict]:
+    """(the method config without the old population settings, those settings) for a
+    config written when `backend` and `workers` were ES hyperparameters. A key the
+    method's own Config declares (a plugin's `workers`, say) stays its hyperparameter."""
+    own = getattr(config_cls, "model_fields", {})
+    moved = {k: config[k] for k in LEGACY_KEYS if k in config and k not in own}
+    return {k: v for k, v in config.items() if k not in moved}, moved
 
 
 def open_backend(name: str, model, tokenizer, registry, model_path: str | None = None,

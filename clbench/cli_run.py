@@ -35,8 +35,10 @@ def add_commands(sub) -> None:
     s.add_argument("--device", help="cpu (default), cuda or auto")
     s.add_argument("--data-dir", help="folder of local task data, one sub-folder per task "
                    "(sets CLBENCH_DATA_DIR; see README 'Full scale')")
-    s.add_argument("--backend", help="population backend of ES-like methods: local (default), "
-                   "inprocess or ray (same as --set backend=...)")
+    s.add_argument("--backend", help="population backend of ES-like methods: local (default: one "
+                   "worker process per core), inprocess (the run's own model) or ray; a run setting "
+                   "that changes no number (the sequence may choose one: the full-scale ones use inprocess)")
+    s.add_argument("--workers", type=int, help="worker processes (local) or Ray actors (default 2)")
     s.add_argument("--ray-address", help="Ray cluster to join with --backend ray (sets RAY_ADDRESS; "
                    "default: RAY_ADDRESS, else a local cluster)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -87,6 +89,7 @@ def build_config(args):
     """RunConfig from --config, flags and --set; every problem is a UserError."""
     from pydantic import ValidationError
 
+    from clbench.backends import split_legacy
     from clbench.errors import UserError
     from clbench.config import RunConfig, describe_validation_error
     from clbench.registry import Registry
@@ -100,7 +103,7 @@ def build_config(args):
         if not isinstance(fields, dict):
             raise UserError(f"--config: {args.config} must hold a mapping of run fields")
     for key in ("method", "sequence", "model", "seed", "steps", "eval_every", "eval_limit", "curve_examples",
-                "output", "dtype", "device"):
+                "output", "dtype", "device", "backend", "workers"):
         if getattr(args, key) is not None:
             fields[key] = getattr(args, key)
     mc = fields.get("method_config") or {}
@@ -116,8 +119,6 @@ def build_config(args):
         if not k.strip():
             raise UserError(f"--set {kv!r}: write KEY=VALUE, e.g. --set sigma=0.01")
         mc[k.strip()] = _set_value(kv, v)
-    if getattr(args, "backend", None):
-        mc["backend"] = args.backend
     fields["method_config"] = mc
     for key in ("method", "sequence"):
         if not fields.get(key):
@@ -125,13 +126,18 @@ def build_config(args):
     fields.setdefault("output", f"runs/{fields['method']}-{fields['sequence']}-seed{fields.get('seed', 0)}")
     try:
         cfg = RunConfig(**fields)
+        reg = Registry.load()
+        method_cls = reg.method(cfg.method)
+        # `--set backend=...`, `--set workers=N`: ES hyperparameters once, run settings now
+        mc, legacy = split_legacy(cfg.method_config, method_cls.Config)
+        if legacy:
+            cfg = RunConfig(**{**legacy, **cfg.model_dump(exclude_unset=True), "method_config": mc})
     except ValidationError as e:
         raise UserError(describe_validation_error(e)) from None
-    reg = Registry.load()
     seq = reg.sequence(cfg.sequence)
-    method_cls = reg.method(cfg.method)
     try:
-        method_cls.Config(**{**seq.method_config.get(cfg.method, {}), **cfg.method_config})
+        method_cls.Config(**split_legacy({**seq.method_config.get(cfg.method, {}), **cfg.method_config},
+                                         method_cls.Config)[0])
     except ValidationError as e:
         raise UserError(describe_validation_error(e, where="method_config.") +
                         f" (allowed keys for {cfg.method}: {_method_fields(method_cls)})") from None
@@ -192,7 +198,7 @@ def cmd_run(args) -> int:
 
 # flags that set the run's config: on --resume the config is the folder's own
 RUN_FLAGS = ("method", "sequence", "model", "seed", "steps", "eval_every", "eval_limit",
-             "curve_examples", "output", "dtype", "device", "backend", "config", "set")
+             "curve_examples", "output", "dtype", "device", "backend", "workers", "config", "set")
 
 
 def _resume_config(args):

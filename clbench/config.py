@@ -6,10 +6,14 @@ so `extra="forbid"` turns a typo into an error that names the field.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+#: population backends (clbench.backends.BACKENDS holds their constructors)
+Backend = Literal["inprocess", "local", "ray"]
 
 
 class Strict(BaseModel):
@@ -55,6 +59,18 @@ class SequenceSpec(Strict):
         default_factory=dict, description="per-method tuned hyperparameters for this sequence")
     general_replay: GeneralReplay | None = Field(
         None, description="general data methods may replay (none: general replay unavailable)")
+    backend: Backend | None = Field(
+        None, description="population backend for this sequence's runs unless `--backend` says "
+        "otherwise (None: local). The full-scale sequences use inprocess: a worker replica of a "
+        "0.5B model per core would double the memory")
+
+    #: fields added after the first board; hashed into the fingerprint only when a spec sets
+    #: them, so a new optional field never invalidates the committed entries
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("backend",)
+
+    def fingerprint_json(self) -> str:
+        """The spec as sequence_fingerprint hashes it (README, "Leaderboard")."""
+        return self.model_dump_json(exclude={f for f in self.LATER_FIELDS if f not in self.model_fields_set})
 
     @field_validator("tasks")
     @classmethod
@@ -94,5 +110,11 @@ class RunConfig(Strict):
     output: str = Field("runs/run", description="output folder for result.json and checkpoints")
     dtype: str = Field("float32", pattern="^(float32|bfloat16|float16)$", description="weight dtype")
     device: str = Field("cpu", pattern="^(cpu|cuda|auto)$", description="where the model runs")
+    backend: Backend | None = Field(
+        None, description="population backend of ES-like methods: inprocess (the run's own model), "
+        "local (one worker process per core) or ray (pip install clbench[ray]; one replica per "
+        "actor/GPU). None: the sequence's, else local. A resource of the run: every backend gives "
+        "the same numbers")
+    workers: int = Field(2, ge=1, description="worker processes (local) or actors (ray)")
     method_config: dict = Field(default_factory=dict, description="method hyperparameters "
                                 "(override the sequence's tuned values, which override defaults)")

@@ -63,6 +63,9 @@ class RunContext:
     general_replay: object = None  # the sequence's declared general set, or None
     sequence_name: str = ""
     recorder: SpendRecorder = field(default_factory=SpendRecorder)
+    # the run's population settings (RunConfig.backend/workers); standalone, the run's own model
+    backend: str = "inprocess"
+    workers: int = 2
     # (backend, workers) -> a population backend synced to ctx.model; the runner's keeps one per backend
     make_population: Optional[Callable[[str, int], object]] = None
 
@@ -110,10 +113,12 @@ class RunContext:
         comps, tokens = generate_for(task, self.model, self.tokenizer, items)
         return [s.reward for s in task.scores(items, comps)], tokens
 
-    def population(self, backend: str, workers: int = 2):
-        """A population backend over ctx.model, synced to its current weights (README,
-        "Write your own method"). Without a runner (a test, a benchmark) each call opens
-        one of its own."""
+    def population(self, backend: str | None = None, workers: int | None = None):
+        """The run's population backend over ctx.model, synced to its current weights
+        (README, "Write your own method"); `backend` and `workers` override the run's
+        settings (the older call `population(backend, workers)` still works). Without a
+        runner (a test, a benchmark) each call opens one of its own."""
+        backend, workers = backend or self.backend, workers or self.workers
         if self.make_population is not None:
             return self.make_population(backend, workers)
         from clbench.backends import open_backend

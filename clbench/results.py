@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -145,6 +145,14 @@ class Cost(Doc):
                                             "the main process (None: the run used no GPU)")
 
 
+class PopulationBackend(Doc):
+    """Where population scoring ran: a resource of the run, not a hyperparameter (every
+    backend gives the same numbers). Entries recorded before this field carry `backend`
+    and `workers` in their method config instead (clbench.backends.split_legacy)."""
+    name: Literal["inprocess", "local", "ray"]
+    workers: Annotated[int, Field(ge=1)]
+
+
 class Environment(Doc):
     python: str
     torch: str
@@ -170,6 +178,9 @@ class RunResult(Doc):
     geometry: dict[str, TaskGeometry] = Field(description="per task, at its end")
     cost: Cost
     environment: Environment
+    population_backend: Optional[PopulationBackend] = Field(
+        None, description="the run's population backend, used by ES-like methods (None in "
+        "entries recorded before it moved out of the method config)")
     custom: Optional[str] = Field(
         None, description="why this entry departs from the sequence's registered budget or "
         "evaluation, or runs a sequence that registers no base model (set by `clbench submit "
@@ -177,7 +188,9 @@ class RunResult(Doc):
         "model than the one a sequence registers is refused even as custom. None: a standard entry")
 
     def write(self, path: str | Path) -> Path:
-        return write_json(path, self.model_dump(mode="json"))
+        # an entry recorded before population_backend existed is written back as it was
+        unset = {"population_backend"} if self.population_backend is None else None
+        return write_json(path, self.model_dump(mode="json", exclude=unset))
 
     @classmethod
     def read(cls, path: str | Path) -> "RunResult":

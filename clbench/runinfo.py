@@ -36,7 +36,7 @@ def environment(device: str) -> dict:
 
 def sequence_fingerprint(seq, registry) -> str:
     """sha256 over the sequence spec and every column's generated data fingerprint."""
-    h = hashlib.sha256(seq.model_dump_json().encode())
+    h = hashlib.sha256(seq.fingerprint_json().encode())
     for name in seq.tasks + seq.probes:
         fam = registry.task(name)
         h.update(f"{name}/v{fam.version}/{fam.fingerprint}".encode())

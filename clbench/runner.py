@@ -23,8 +23,9 @@ from clbench.harness import Harness
 from clbench.model import load_model, param_copy, params, weights_fingerprint
 from clbench.progress import RunProgress
 from clbench.registry import Registry
-from clbench.results import (BudgetInfo, Cost, CurvePoint, Matrix, MethodInfo,
-                             ModelInfo, RunResult, SequenceInfo, Summary)
+from clbench.backends import open_backend, split_legacy
+from clbench.results import (BudgetInfo, Cost, CurvePoint, Matrix, MethodInfo, ModelInfo,
+                             PopulationBackend, RunResult, SequenceInfo, Summary)
 from clbench.runinfo import environment, sequence_fingerprint
 
 
@@ -35,7 +36,11 @@ class Runner:
         self.seq = self.registry.sequence(cfg.sequence)
         self.method_cls = self.registry.method(cfg.method)
         tuned = self.seq.method_config.get(cfg.method, {})
-        self.method = self.method_cls(self.method_cls.Config(**{**tuned, **cfg.method_config}))
+        # a config written when the backend was an ES hyperparameter still runs (README, "ES")
+        hyper, legacy = split_legacy({**tuned, **cfg.method_config}, self.method_cls.Config)
+        self.method = self.method_cls(self.method_cls.Config(**hyper))
+        self.backend = cfg.backend or legacy.get("backend") or self.seq.backend or "local"
+        self.workers = cfg.workers if "workers" in cfg.model_fields_set else legacy.get("workers", cfg.workers)
         self.tasks = [self.registry.task(t) for t in self.seq.tasks]
         if "general_replay" in self.method.requirements() and self.seq.general_replay is None:
             raise UserError(f"method {cfg.method!r} is set to replay general data but sequence "
@@ -73,8 +78,6 @@ class Runner:
     def population(self, backend: str, workers: int):
         """One backend per name for the whole run (workers start once), synced to the
         model's current weights at every request (a task's start, a resume)."""
-        from clbench.backends import open_backend
-
         if backend not in self._pops:
             self._pops[backend] = open_backend(backend, self.model, self.lm.tokenizer, self.registry,
                                                self.lm.path, self.cfg.dtype, workers)
@@ -126,7 +129,7 @@ class Runner:
             task_start_weights=self.task_start, general_replay=self.seq.general_replay,
             sequence_name=self.seq.name,
             recorder=SpendRecorder(self.state, functools.partial(self.after_step, task, self.steps)),
-            make_population=self.population)
+            backend=self.backend, workers=self.workers, make_population=self.population)
 
     def _checkpoint(self) -> None:
         self.state.cost.wall_seconds = self.wall()
@@ -211,4 +214,5 @@ class Runner:
                                       and torch.cuda.is_initialized() else None),
                       **st.cost.model_dump(exclude={"wall_seconds"})),
             environment=environment(self.cfg.device),
+            population_backend=PopulationBackend(name=self.backend, workers=self.workers),
         )

@@ -48,10 +48,6 @@ class ESConfig(MethodConfig):
     mirrored: bool = Field(True, description="antithetic pairs (+eps, -eps); population must be even")
     shared_seed: bool = Field(False, description="original behaviour: every tensor reseeded with the "
                               "member seed (same-shape tensors get identical noise)")
-    backend: Literal["inprocess", "local", "ray"] = Field(
-        "local", description="population scoring: in-process, one worker process per core, or "
-        "Ray actors (pip install clbench[ray]; one model replica per worker/GPU)")
-    workers: int = Field(2, ge=1, description="worker processes for the local backend")
     shaping: Literal["zscore", "centered-rank"] = Field(
         "zscore", description="fitness shaping: z-scores as in arXiv 2509.24372, or centered ranks "
         "in [-0.5, 0.5] (Salimans et al., arXiv 1703.03864), which ignore the rewards' scale")
@@ -222,7 +218,7 @@ class ES(Method):
     def learn(self, task, ctx) -> None:
         c = self.config
         noise = self.noise(ctx)
-        pop = ctx.population(c.backend, c.workers)
+        pop = ctx.population()  # the run's backend (--backend, --workers)
         self.start(pop, ctx)
         for step in range(ctx.start_step, ctx.steps):
             step_seed = _mix(ctx.seed, ctx.task_index, step)

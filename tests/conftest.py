@@ -46,7 +46,7 @@ def harness(embedded):
 
 SHORT_RUN = ["--method", "es", "--sequence", "math-then-code", "--steps", "1", "--eval-every", "1",
              "--curve-examples", "4", "--set", "population=4", "--set", "batch_size=16",
-             "--set", "backend=inprocess"]
+             "--backend", "inprocess"]
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ def test_es_runs_on_a_standalone_context_and_the_recorder_counts_every_step(embe
     reg = Registry.load()
     task = reg.task("countdown")
     es = reg.method("es")
-    method = es(es.Config(backend="inprocess", population=4, batch_size=4))
+    method = es(es.Config(population=4, batch_size=4))
     rewards = []
     recorder = SpendRecorder(after_step=rewards.append)
     before = param_copy(embedded.model)
@@ -53,6 +53,7 @@ def test_replay_and_general_data_are_recorded_in_the_context_s_recorder(embedded
 def test_a_standalone_context_refuses_a_process_backend_naming_the_fix(embedded):
     reg = Registry.load()
     ctx = RunContext(embedded.model, embedded.tokenizer, reg, reg.task("countdown"))
+    assert ctx.population().name == "inprocess"  # a standalone context's own: the model it holds
     with pytest.raises(UserError, match="backend=inprocess"):
         ctx.population("local", 2)
     with pytest.raises(UserError, match="not one of inprocess, local, ray"):

@@ -92,8 +92,8 @@ def test_a_member_s_guided_noise_is_the_same_on_every_backend(embedded):
     assert any(not torch.equal(w1[n], p) for n, p in embedded.model.named_parameters())  # it moved
 
 
-QUICK = dict(steps=5, eval_every=1, eval_limit=8, curve_examples=8)
-SMALL = {"backend": "inprocess", "population": 4, "batch_size": 16}
+QUICK = dict(steps=5, eval_every=1, eval_limit=8, curve_examples=8, backend="inprocess")
+SMALL = {"population": 4, "batch_size": 16}
 
 
 def numbers(r) -> dict:
@@ -161,7 +161,7 @@ def test_reference_surrogate_refreshes_from_labels_without_giving_up_a_pair(embe
     reg = Registry.load()
     task = reg.task("countdown")
     before = param_copy(embedded.model)
-    m = ESGuided(ESGuidedConfig(backend="inprocess", population=4, batch_size=4, a=0.5, refresh_every=1,
+    m = ESGuided(ESGuidedConfig(population=4, batch_size=4, a=0.5, refresh_every=1,
                                 surrogate="reference"))
     ctx = RunContext(embedded.model, embedded.tokenizer, reg, task, steps=2)
     try:

@@ -123,7 +123,7 @@ def test_fisher_mask_is_the_same_on_worker_replicas(tmp_path):
     for backend in ("inprocess", "local"):
         out = tmp_path / backend
         clbench("run", "--method", "es-sparse", "--sequence", "math-only", "--output", str(out),
-                *QUICK, "--set", f"backend={backend}", "--set", "mask=fisher", "--set", "density=0.05",
+                *QUICK, "--backend", backend, "--set", "mask=fisher", "--set", "density=0.05",
                 "--set", "fisher_examples=8")
         runs[backend] = json.loads((out / "result.json").read_text())
     a, b = runs["inprocess"], runs["local"]

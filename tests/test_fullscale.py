@@ -383,7 +383,7 @@ def test_es_on_countdown_full_from_a_local_parquet_file(models, data_dir, tmp_pa
 
 def test_es_in_bfloat16_on_cpu_reports_bf16_weights_and_sparsity(tmp_path, data_dir):
     res = _run(["--method", "es", "--sequence", "math-only", "--dtype", "bfloat16", "--steps", "2",
-                "--eval-limit", "8", "--curve-examples", "8", "--set", "backend=inprocess",
+                "--eval-limit", "8", "--curve-examples", "8", "--backend", "inprocess",
                 "--set", "population=4", "--set", "batch_size=16", "--output", str(tmp_path / "bf")], data_dir)
     assert res["model"]["dtype"] == "bfloat16"
     from safetensors.torch import load_file

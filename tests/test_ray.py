@@ -59,7 +59,7 @@ def _run(tmp_path, backend: str) -> dict:
 @pytest.mark.slow
 def test_run_with_ray_backend_equals_inprocess(tmp_path):
     a, b = _run(tmp_path, "inprocess"), _run(tmp_path, "ray")
-    assert b["method"]["config"]["backend"] == "ray"
+    assert b["population_backend"]["name"] == "ray" and "backend" not in b["method"]["config"]
     for key in ("matrix", "summary", "curves", "geometry"):
         if key == "curves":
             assert [c["scores"] for c in a[key]] == [c["scores"] for c in b[key]]

@@ -13,7 +13,7 @@ import torch
 from conftest import cli_in_process  # noqa: E402
 
 QUICK = ["--steps", "3", "--eval-every", "1", "--eval-limit", "16",
-         "--set", "population=4", "--set", "batch_size=16", "--set", "backend=inprocess"]
+         "--set", "population=4", "--set", "batch_size=16", "--backend", "inprocess"]
 
 
 def clbench(*args, check=True, timeout=600):
@@ -122,7 +122,8 @@ def test_ci_smoke_es_local_backend_end_to_end(tmp_path):
     clbench("run", "--method", "es", "--sequence", "math-then-code", "--output", str(out),
             "--steps", "4", "--eval-every", "2", "--eval-limit", "32")
     r = json.loads((out / "result.json").read_text())
-    assert r["method"]["config"]["backend"] == "local"
+    assert r["population_backend"] == {"name": "local", "workers": 2}
+    assert "backend" not in r["method"]["config"]  # a run setting, not a hyperparameter
     assert r["cost"]["members_scored"] == 30 * 4 * 2
     assert r["curves"][-1]["drift_l2"] > 0
     from clbench.results import RunResult

@@ -17,7 +17,7 @@ from clbench.leaderboard.validate import validate_doc
 
 TINY = ["--method", "es", "--sequence", "math-then-code", "--steps", "1", "--eval-every", "1",
         "--eval-limit", "8", "--curve-examples", "4", "--set", "population=4", "--set", "batch_size=16",
-        "--set", "backend=inprocess"]
+        "--backend", "inprocess"]
 
 
 @pytest.fixture(scope="module")

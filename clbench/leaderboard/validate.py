@@ -134,8 +134,10 @@ def method_deviations(r, reg) -> list[str]:
     cls, out = reg.method(m.name), []
     if m.version != cls.version:
         out.append(f"method.version: {m.version}; the installed {m.name} is version {cls.version}")
-    try:
-        cls.Config.model_validate(m.config, strict=True)
+    from clbench.backends import split_legacy
+
+    try:  # `backend` and `workers` in an older entry's config are run settings, not hyperparameters
+        cls.Config.model_validate(split_legacy(m.config, cls.Config)[0], strict=True)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "(root)"

@@ -32,7 +32,8 @@ from clbench.results import RunResult
 NOT_COMPARED = {("cost", "wall_seconds"), ("cost", "peak_rss_bytes"), ("cost", "peak_rss_children_bytes"),
                 ("cost", "peak_gpu_bytes")}
 SKIPPED_TOP = {"environment", "custom"}  # machine facts; `custom` is the submitter's label
-OPTIONAL = {("budget", "eval_every")}  # fields entries may predate: absent in one is no lie
+OPTIONAL = {("budget", "eval_every"),  # fields entries may predate: absent in one is no lie
+            ("population_backend", "population_backend")}  # a gradient method's older entry
 ENV_KEYS = ("git_commit", "python", "torch", "transformers", "lm_eval", "device")
 
 
@@ -68,9 +69,40 @@ def run_args(r: RunResult, registry) -> list[str]:
     limits = {n for c, n in r.budget.examples_per_column.items() if n < sizes.get(c, n)}
     if limits:
         args += ["--eval-limit", str(max(r.budget.examples_per_column.values()))]
-    for key, value in r.method.config.items():
+    config, settings = population_settings(r.method.config, r.population_backend, registry, r.method.name)
+    for key, value in settings.items():
+        args += [f"--{key}", str(value)]
+    for key, value in config.items():
         args += ["--set", f"{key}={json.dumps(value)}"]
     return args
+
+
+def population_settings(config: dict, backend, registry, method: str) -> tuple[dict, dict]:
+    """(the method config, {backend, workers}) of an entry: from `population_backend`, or
+    from the method config of an entry recorded before the field (clbench.backends)."""
+    from clbench.backends import split_legacy
+
+    try:
+        cls = registry.method(method).Config
+    except Exception:  # not installed: nothing is a hyperparameter we know
+        cls = None
+    config, legacy = split_legacy(config, cls)
+    if backend is not None:
+        legacy = {"backend": backend.name, "workers": backend.workers}
+    return config, legacy
+
+
+def with_population_settings(doc: dict, registry) -> dict:
+    """The entry as a run at the installed code records it: settings that an older entry
+    carries in its method config moved to `population_backend` (no number changes)."""
+    r = doc["method"]
+    config, settings = population_settings(r["config"], None, registry, r["name"])
+    if doc.get("population_backend") is None and settings:
+        doc = copy.deepcopy(doc)
+        doc["method"]["config"] = config
+        settings = {"backend": "local", "workers": 2, **settings}  # the defaults they had
+        doc["population_backend"] = {"name": settings["backend"], "workers": settings["workers"]}
+    return doc
 
 
 def first_difference(a, b, path: str = "") -> str | None:
@@ -182,7 +214,7 @@ def verify_file(path: Path, registry=None, work: Path | None = None, cache: dict
         defaults = registry.method(r.method.name).Config().model_dump(mode="json")
     except ValueError:  # a plugin Config with required fields has no defaults to fill in
         defaults = {}
-    entry = copy.deepcopy(v.doc)
+    entry = with_population_settings(copy.deepcopy(v.doc), registry)
     entry["method"]["config"].update(fields_the_entry_predates(entry["method"]["config"],
                                                                fresh["method"]["config"], defaults))
     diffs = differences(entry, fresh)

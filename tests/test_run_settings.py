@@ -1,0 +1,84 @@
+"""The population backend and its workers are run settings (README, "ES"): the CLI puts
+them in RunConfig, a run records them in `population_backend`, and entries recorded when
+they were ES hyperparameters still validate, re-run and keep their fingerprints."""
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from clbench.backends import BACKENDS, split_legacy
+from clbench.cli import build_parser
+from clbench.cli_run import build_config
+from clbench.config import Backend, SequenceSpec
+from clbench.leaderboard.validate import method_deviations
+from clbench.leaderboard.verify import run_args, with_population_settings
+from clbench.registry import Registry
+from clbench.results import RunResult
+from conftest import cli_in_process
+
+BOARD = Path(__file__).resolve().parents[1] / "leaderboard" / "submissions" / "math-then-code"
+
+
+def _config(*flags):
+    return build_config(build_parser().parse_args(["run", "--method", "es", "--sequence",
+                                                   "math-then-code", *flags]))
+
+
+def test_the_backend_table_and_the_schema_name_the_same_backends():
+    assert set(BACKENDS) == set(Backend.__args__)
+
+
+def test_backend_flags_and_the_old_set_keys_become_run_settings():
+    cfg = _config("--backend", "inprocess", "--workers", "3", "--set", "sigma=0.02")
+    assert (cfg.backend, cfg.workers, cfg.method_config) == ("inprocess", 3, {"sigma": 0.02})
+    old = _config("--set", "backend=ray", "--set", "workers=4", "--set", "sigma=0.02")
+    assert (old.backend, old.workers, old.method_config) == ("ray", 4, {"sigma": 0.02})
+    both = _config("--backend", "inprocess", "--set", "backend=ray")  # the flag wins
+    assert both.backend == "inprocess" and both.method_config == {}
+    assert _config().backend is None and _config().workers == 2  # None: the sequence's, else local
+
+
+def test_a_method_that_declares_workers_keeps_it_as_its_hyperparameter():
+    class Own(BaseModel):
+        workers: int = 1
+
+    assert split_legacy({"workers": 8, "backend": "ray"}, Own) == ({"workers": 8}, {"backend": "ray"})
+
+
+@pytest.mark.parametrize("flag, needle", [(("--set", "backend=gpu-farm"), "backend"),
+                                          (("--workers", "0"), "workers"),
+                                          (("--backend", "gpu-farm"), "backend")])
+def test_a_bad_backend_or_worker_count_is_exit_2_naming_the_field(tmp_path, flag, needle):
+    out = tmp_path / "run"
+    r = cli_in_process("run", "--method", "es", "--sequence", "math-then-code", "--output", out, *flag)
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()  # refused before the run folder is written
+
+
+def test_an_unset_backend_leaves_every_sequence_fingerprint_as_it_was():
+    reg = Registry.load()
+    seq = reg.sequence("math-then-code")
+    assert "backend" not in json.loads(seq.fingerprint_json())
+    assert seq.fingerprint_json() == seq.model_dump_json(exclude={"backend"})
+    chosen = SequenceSpec.model_validate({**seq.model_dump(), "backend": "inprocess"})
+    assert json.loads(chosen.fingerprint_json())["backend"] == "inprocess"
+    assert reg.sequence("countdown-full").backend == "inprocess"  # moved out of its es config
+    assert "backend" not in reg.sequence("countdown-full").method_config["es"]
+
+
+def test_an_entry_recorded_with_the_backend_in_its_es_config_validates_and_reruns_as_before():
+    reg = Registry.load()
+    path = next(BOARD.glob("es-seed0-*.json"))
+    doc = json.loads(path.read_text())
+    assert doc["method"]["config"]["backend"] == "local" and "population_backend" not in doc
+    r = RunResult.read(path)
+    assert method_deviations(r, reg) == []
+    args = run_args(r, reg)
+    assert args[args.index("--backend") + 1] == "local" and args[args.index("--workers") + 1] == "2"
+    assert not any(a.startswith(("backend=", "workers=")) for a in args)
+    now = with_population_settings(doc, reg)
+    assert now["population_backend"] == {"name": "local", "workers": 2}
+    assert "backend" not in now["method"]["config"] and "workers" not in now["method"]["config"]
+    assert doc["method"]["config"]["backend"] == "local"  # the entry itself is left as it was
+    RunResult.model_validate(now, strict=True)
