@@ -24,6 +24,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--grid", nargs="+", required=True, help='e.g. "sigma=0.02,alpha=0.005"')
     ap.add_argument("--out", default="runs/sweep")
+    ap.add_argument("--pending", metavar="MODULE:CLASS", help="a built-in method not registered yet "
+                    "(benchmarks/run_pending.py registers it for each run)")
     args = ap.parse_args()
     rows = []
     prefix = "" if args.method == "es" else f"{args.method}-"  # es keeps its old folder names
@@ -32,11 +34,13 @@ def main() -> None:
         tag = "_".join(s.replace("=", "") for s in sets)
         out = Path(args.out) / f"{prefix}{args.sequence}-{tag or 'defaults'}-s{args.steps}-seed{args.seed}"
         if not (out / "result.json").exists():
-            cmd = [sys.executable, "-m", "clbench", "run", "--method", args.method, "--sequence", args.sequence,
+            clbench = ([str(Path(__file__).with_name("run_pending.py")), args.pending] if args.pending
+                       else ["-m", "clbench"])
+            cmd = [sys.executable, *clbench, "run", "--method", args.method, "--sequence", args.sequence,
                    "--steps", str(args.steps), "--eval-every", str(args.eval_every), "--seed", str(args.seed),
                    "--curve-examples", str(args.curve_examples),
                    "--output", str(out)] + [a for s in sets for a in ("--set", s)]
-            print("$", " ".join(cmd[2:]), flush=True)
+            print("$", " ".join(cmd[len(clbench) + 1:]), flush=True)
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         r = json.loads((out / "result.json").read_text())
         first = r["sequence"]["tasks"][0]

@@ -174,3 +174,19 @@ def test_reference_surrogate_refreshes_from_labels_without_giving_up_a_pair(embe
     assert m.refreshes == {"useful": 2, "no_correct_answer": 0, "no_direction": 0} and m.basis["k"] == 2
     assert st.cost.members_scored == 2 * 4 and st.cost.completions == 2 * 4 * 4  # no pair given up
     assert st.cost.backward_tokens > 0 and st.cost.forward_tokens > st.cost.backward_tokens
+
+
+def test_its_sweep_runs_it_before_it_is_registered(monkeypatch, capsys):
+    """benchmarks/run_pending.py registers a built-in for one process (the board test
+    requires every registered built-in on the board, so the sweep comes first)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "run_pending.py"
+    spec = importlib.util.spec_from_file_location("run_pending", path)
+    run_pending = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_pending)
+    monkeypatch.setattr(Registry, "_cache", None)  # a registry of its own, dropped afterwards
+    assert run_pending.main(["clbench.methods.es_guided:ESGuided", "list"]) == 0
+    assert "es-guided" in capsys.readouterr().out
+    assert run_pending.main(["no-colon"]) == 2
