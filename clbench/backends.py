@@ -5,7 +5,7 @@
 extra that is imported only when chosen). The backend and its worker count are run
 settings (`--backend`, `--workers`, a sequence's `backend`), not hyperparameters: ES-like
 methods ask for the run's with `ctx.population()`. Runs recorded before the move carry them
-in the method config; `split_legacy` reads them out in one place.
+in the method config; `clbench.config.split_legacy` reads them out in one place.
 """
 from __future__ import annotations
 
@@ -25,18 +25,6 @@ BACKENDS = {
     "local": LocalProcessBackend,
     "ray": _ray_backend,
 }
-
-
-LEGACY_KEYS = ("backend", "workers")  # method-config keys that were run settings
-
-
-def split_legacy(config: dict, config_cls=None) -> tuple[dict, dict]:
-    """(the method config without the old population settings, those settings) for a
-    config written when `backend` and `workers` were ES hyperparameters. A key the
-    method's own Config declares (a plugin's `workers`, say) stays its hyperparameter."""
-    own = getattr(config_cls, "model_fields", {})
-    moved = {k: config[k] for k in LEGACY_KEYS if k in config and k not in own}
-    return {k: v for k, v in config.items() if k not in moved}, moved
 
 
 def open_backend(name: str, model, tokenizer, registry, model_path: str | None = None,

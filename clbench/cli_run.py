@@ -89,7 +89,7 @@ def build_config(args):
     """RunConfig from --config, flags and --set; every problem is a UserError."""
     from pydantic import ValidationError
 
-    from clbench.backends import split_legacy
+    from clbench.config import split_legacy
     from clbench.errors import UserError
     from clbench.config import RunConfig, describe_validation_error
     from clbench.registry import Registry

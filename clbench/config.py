@@ -16,6 +16,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 Backend = Literal["inprocess", "local", "ray"]
 
 
+LEGACY_KEYS = ("backend", "workers")  # method-config keys that were run settings
+
+
+def split_legacy(config: dict, config_cls=None) -> tuple[dict, dict]:
+    """(the method config without the old population settings, those settings) for a
+    config written when `backend` and `workers` were ES hyperparameters. A key the
+    method's own Config declares (a plugin's `workers`, say) stays its hyperparameter, and
+    so does every key of a method whose Config is unknown (None: not installed here)."""
+    if config_cls is None:
+        return dict(config), {}
+    own = config_cls.model_fields
+    moved = {k: config[k] for k in LEGACY_KEYS if k in config and k not in own}
+    return {k: v for k, v in config.items() if k not in moved}, moved
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -15,15 +15,15 @@ from pathlib import Path
 import torch
 
 from clbench import geometry, metrics
+from clbench.backends import open_backend
 from clbench.checkpoint import Checkpointer, RunState
-from clbench.config import RunConfig
+from clbench.config import RunConfig, split_legacy
 from clbench.context import RunContext, SpendRecorder  # noqa: F401  RunContext: plugins import it from here
 from clbench.errors import UserError
 from clbench.harness import Harness
 from clbench.model import load_model, param_copy, params, weights_fingerprint
 from clbench.progress import RunProgress
 from clbench.registry import Registry
-from clbench.backends import open_backend, split_legacy
 from clbench.results import (BudgetInfo, Cost, CurvePoint, Matrix, MethodInfo, ModelInfo,
                              PopulationBackend, RunResult, SequenceInfo, Summary)
 from clbench.runinfo import environment, sequence_fingerprint

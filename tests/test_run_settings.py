@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from clbench.backends import BACKENDS, split_legacy
+from clbench.backends import BACKENDS
+from clbench.config import split_legacy
 from clbench.cli import build_parser
 from clbench.cli_run import build_config
 from clbench.config import Backend, SequenceSpec
@@ -82,3 +83,16 @@ def test_an_entry_recorded_with_the_backend_in_its_es_config_validates_and_rerun
     assert "backend" not in now["method"]["config"] and "workers" not in now["method"]["config"]
     assert doc["method"]["config"]["backend"] == "local"  # the entry itself is left as it was
     RunResult.model_validate(now, strict=True)
+
+
+def test_entries_before_and_after_the_move_share_a_board_row():
+    from clbench.leaderboard.build import group_key
+
+    reg = Registry.load()
+    doc = json.loads(next(BOARD.glob("es-seed0-*.json")).read_text())
+    old, new = RunResult.model_validate(doc), RunResult.model_validate(with_population_settings(doc, reg))
+    assert group_key(old, reg) == group_key(new, reg)
+    assert '"backend"' not in group_key(old, reg)[2]  # the row shows hyperparameters only
+    other = RunResult.model_validate({**doc, "method": {**doc["method"], "config": {
+        **doc["method"]["config"], "sigma": 0.03}}})
+    assert group_key(other, reg) != group_key(old, reg)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clbench.atomic import write_text
+from clbench.config import split_legacy
+from clbench.registry import Registry
 from clbench.leaderboard.registered import load_base_scores
 from clbench.leaderboard.svg import scatter
 from clbench.leaderboard.validate import validate_file
@@ -101,11 +103,22 @@ def _sequence_note(r: RunResult) -> str:
             f"scored completions per task; sequence fingerprint `{r.sequence.fingerprint}`.")
 
 
-def group_key(r: RunResult) -> tuple:
+def hyperparameters(r: RunResult, registry) -> dict:
+    """The entry's method config without the run settings older entries carry in it
+    (`backend`, `workers`: clbench.backends.split_legacy), so an entry recorded before and
+    one recorded after they moved share a row when their hyperparameters agree."""
+    try:
+        cls = (registry or Registry.load()).method(r.method.name).Config
+    except Exception:  # not installed here: every key stays
+        cls = None
+    return split_legacy(r.method.config, cls)[0]
+
+
+def group_key(r: RunResult, registry) -> tuple:
     """The board row a run belongs to: one figure per seed in it."""
     model = f"{r.model.name} ({r.model.fingerprint[:8]})"
-    return (r.sequence.name, r.method.name, json.dumps(r.method.config, sort_keys=True), model,
-            r.custom or "", _budget_note(r) if r.custom is not None else "")
+    return (r.sequence.name, r.method.name, json.dumps(hyperparameters(r, registry), sort_keys=True),
+            model, r.custom or "", _budget_note(r) if r.custom is not None else "")
 
 
 def collect(board: Path, registry=None, base_scores=None):
@@ -125,8 +138,8 @@ def collect(board: Path, registry=None, base_scores=None):
         if path.parent.name != r.sequence.name:
             problems.append(f"{path}: sequence.name: {r.sequence.name} filed under {path.parent.name}")
             continue
-        key = group_key(r)
-        g = groups.setdefault(key, Group(r.method.name, r.method.config, key[3], r.custom, key[-1]))
+        key = group_key(r, registry)
+        g = groups.setdefault(key, Group(r.method.name, json.loads(key[2]), key[3], r.custom, key[-1]))
         if r.seed in g.runs:
             problems.append(f"{path}: seed: {r.method.name} seed {r.seed} is already on the board as "
                             f"{filed[key, r.seed].name}; keep one result per seed")

@@ -22,7 +22,7 @@ class SubmitError(ValueError):
     """The submission was not filed; the message says why."""
 
 
-def _same_seed(folder: Path, r) -> Path | None:
+def _same_seed(folder: Path, r, registry) -> Path | None:
     """A filed result in r's board row with r's seed: a second one would let a submitter
     keep the luckiest of several runs, and `leaderboard build` refuses the pair."""
     for path in sorted(folder.glob(f"{r.method.name}-seed{r.seed}-*.json")):
@@ -30,7 +30,7 @@ def _same_seed(folder: Path, r) -> Path | None:
             other = RunResult.model_validate(load_file(path), strict=True)
         except (ParseError, ValueError):
             continue  # an invalid file is for `leaderboard build` to name
-        if other.seed == r.seed and group_key(other) == group_key(r):
+        if other.seed == r.seed and group_key(other, registry) == group_key(r, registry):
             return path
     return None
 
@@ -59,7 +59,7 @@ def submit(result_path: Path, board: Path, custom: str | None = None, registry=N
     r = verdict.result
     digest = hashlib.sha256(data).hexdigest()[:12]
     path = board / "submissions" / r.sequence.name / f"{r.method.name}-seed{r.seed}-{digest}.json"
-    same = None if path.exists() else _same_seed(path.parent, r)  # the same bytes: said below
+    same = None if path.exists() else _same_seed(path.parent, r, registry)  # the same bytes: said below
     if same is not None:
         raise SubmitError(f"seed: {r.method.name} seed {r.seed} of this config is already filed as "
                           f"{same}; the board keeps one result per seed (run another seed)")

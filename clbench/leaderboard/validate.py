@@ -134,7 +134,7 @@ def method_deviations(r, reg) -> list[str]:
     cls, out = reg.method(m.name), []
     if m.version != cls.version:
         out.append(f"method.version: {m.version}; the installed {m.name} is version {cls.version}")
-    from clbench.backends import split_legacy
+    from clbench.config import split_legacy
 
     try:  # `backend` and `workers` in an older entry's config are run settings, not hyperparameters
         cls.Config.model_validate(split_legacy(m.config, cls.Config)[0], strict=True)

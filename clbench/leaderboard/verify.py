@@ -80,7 +80,7 @@ def run_args(r: RunResult, registry) -> list[str]:
 def population_settings(config: dict, backend, registry, method: str) -> tuple[dict, dict]:
     """(the method config, {backend, workers}) of an entry: from `population_backend`, or
     from the method config of an entry recorded before the field (clbench.backends)."""
-    from clbench.backends import split_legacy
+    from clbench.config import split_legacy
 
     try:
         cls = registry.method(method).Config
