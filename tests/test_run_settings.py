@@ -96,3 +96,17 @@ def test_entries_before_and_after_the_move_share_a_board_row():
     other = RunResult.model_validate({**doc, "method": {**doc["method"], "config": {
         **doc["method"]["config"], "sigma": 0.03}}})
     assert group_key(other, reg) != group_key(old, reg)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"config": {"backend": "gpu-farm"}}, "method.config.backend"),
+    ({"config": {"workers": 0}}, "method.config.workers"),
+    ({"population_backend": {"name": "local", "workers": 2}}, "one place"),
+])
+def test_an_old_entry_s_run_settings_are_still_checked(change, needle):
+    reg = Registry.load()
+    doc = json.loads(next(BOARD.glob("es-seed0-*.json")).read_text())
+    doc["method"]["config"].update(change.get("config", {}))
+    doc.update({k: v for k, v in change.items() if k != "config"})
+    found = method_deviations(RunResult.model_validate(doc), reg)
+    assert any(needle in d for d in found), found

@@ -135,13 +135,26 @@ def method_deviations(r, reg) -> list[str]:
     if m.version != cls.version:
         out.append(f"method.version: {m.version}; the installed {m.name} is version {cls.version}")
     from clbench.config import split_legacy
+    from clbench.results import PopulationBackend
 
-    try:  # `backend` and `workers` in an older entry's config are run settings, not hyperparameters
-        cls.Config.model_validate(split_legacy(m.config, cls.Config)[0], strict=True)
+    # `backend` and `workers` in an older entry's config are run settings, not hyperparameters
+    hyper, settings = split_legacy(m.config, cls.Config)
+    try:
+        cls.Config.model_validate(hyper, strict=True)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "(root)"
         out.append(f"method.config.{where}: {err['msg']} (under {m.name}'s Config)")
+    if settings and r.population_backend is not None:
+        out.append(f"method.config.{next(iter(settings))}: a run setting, recorded in "
+                   "population_backend; an entry carries it in one place")
+    try:
+        PopulationBackend.model_validate({"name": settings.get("backend", "local"),
+                                          "workers": settings.get("workers", 1)}, strict=True)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = {"name": "backend"}.get(str(err["loc"][0]), str(err["loc"][0]))
+        out.append(f"method.config.{key}: {err['msg']} (a run setting: --{key})")
     return out
 
 
