@@ -5,6 +5,8 @@ its weights. Left padding so every prompt's last token sits at the same column.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from clbench.model import stop_token_ids
@@ -43,10 +45,12 @@ def correct_completion(task, item: dict) -> str:
     return item["target"] + (task.stop[0] if task.stop else "")
 
 
-def generate_for(task, model, tokenizer, items: list[dict], batch_size: int = 64) -> tuple[list[str], int]:
+def generate_for(task, model, tokenizer, items: list[dict], batch_size: int = 64,
+                 sample_seed: int | None = None) -> tuple[list[str], int]:
     """`generate` with the task's own token budget, prompt form and stop strings."""
     return generate(model, tokenizer, [i["prompt"] for i in items], task.max_new_tokens,
-                    batch_size=batch_size, chat=task.chat, stop=task.stop, prefix=task.assistant_prefix)
+                    batch_size=batch_size, chat=task.chat, stop=task.stop, prefix=task.assistant_prefix,
+                    sample_seed=sample_seed)
 
 
 def generate_tasks(parts: list[tuple[object, list[dict]]], model, tokenizer) -> tuple[list[list[str]], int]:
@@ -78,33 +82,43 @@ def decode_until_stop(tokenizer, row: list[int], stops) -> str:
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int | list[int],
              batch_size: int = 64, chat: bool = False,
-             stop: tuple[str, ...] = ("\n",), prefix: str = "") -> tuple[list[str], int]:
+             stop: tuple[str, ...] = ("\n",), prefix: str = "",
+             sample_seed: int | None = None) -> tuple[list[str], int]:
     """Completions cut at the first stop token, and the number of tokens processed
     (prompt + generated, per sequence), for cost accounting. `chat`: wrap prompts in
     the chat template (full-scale tasks); `stop`: the task's stop strings (the newline
     ends an embedded answer; full-scale answers span lines and stop at EOS only);
     `prefix`: with `chat`, the text that opens the assistant turn (not in the completion).
-    `max_new_tokens` may be one budget per prompt (rows are cut to their own)."""
+    `max_new_tokens` may be one budget per prompt (rows are cut to their own).
+    `sample_seed`: sample at temperature 1 from the full distribution (no top-k or top-p)
+    instead of decoding greedily, from a torch RNG seeded with it (the global RNG is left
+    as it was), so the same seed gives the same completions."""
     budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
     stops = stop_token_ids(tokenizer, newline="\n" in stop)
     device = next(model.parameters()).device
     if chat:
         prompts = chat_prompts(tokenizer, prompts, prefix)
+    decoding = (dict(do_sample=False) if sample_seed is None else
+                dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0))
     out: list[str] = []
     tokens = 0
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {k: v.to(device) for k, v in enc.items()}
-        gen = model.generate(
-            **enc,
-            max_new_tokens=max(budgets[start : start + batch_size]),
-            do_sample=False,
-            eos_token_id=stops,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        new = gen[:, enc["input_ids"].shape[1] :]  # (batch, <= max_new_tokens)
-        for row, budget in zip(new.tolist(), budgets[start : start + batch_size]):
-            out.append(decode_until_stop(tokenizer, row[:budget], stops))
-        tokens += int(enc["attention_mask"].sum()) + int(new.numel())
+    with (contextlib.nullcontext() if sample_seed is None else
+          torch.random.fork_rng(devices=[] if device.type == "cpu" else [device])):
+        if sample_seed is not None:
+            torch.manual_seed(sample_seed)
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = {k: v.to(device) for k, v in enc.items()}
+            gen = model.generate(
+                **enc,
+                max_new_tokens=max(budgets[start : start + batch_size]),
+                eos_token_id=stops,
+                pad_token_id=tokenizer.pad_token_id,
+                **decoding,
+            )
+            new = gen[:, enc["input_ids"].shape[1] :]  # (batch, <= max_new_tokens)
+            for row, budget in zip(new.tolist(), budgets[start : start + batch_size]):
+                out.append(decode_until_stop(tokenizer, row[:budget], stops))
+            tokens += int(enc["attention_mask"].sum()) + int(new.numel())
     return out, tokens

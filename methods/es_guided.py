@@ -6,22 +6,33 @@ Each member's noise is drawn from a covariance that mixes the isotropic one with
 k-dimensional subspace U (orthonormal, D x k) of recent surrogate gradients, at ES's
 scale (E||eps||^2 = D):
 
-  eps = sqrt(a) * e_D + sqrt((1 - a) * D / k) * U e_k,   e_D ~ N(0, I_D), e_k ~ N(0, I_k)
+  eps = sqrt(a) * e_D + sqrt(1 - a) * g * U e_k,   e_D ~ N(0, I_D), e_k ~ N(0, I_k)
 
-so Cov(eps) = a I + (1 - a) (D / k) U U^T. ES's estimator and update are unchanged
+so Cov(eps) = a I + (1 - a) g^2 U U^T. The paper's split keeps the total variance,
+g = sqrt(D / k) (`subspace_gain: null`). With ES's update (z-scored rewards, no 1/sigma)
+a step moves up to alpha * sqrt(1 - a) * g along a subspace direction, and on a model of
+D = 1.79M weights sqrt(D / k) is 669: at a 0.25 the embedded model's drift reached 44
+by step 15 (ES's: about 12) and every column fell to 0 (README, "Guided ES"). So g is
+a setting of its own, chosen on dev. ES's estimator and update are unchanged
 (methods/es.py); only the `noise` hook differs. If the subspace holds the task's
 directions, the random walk outside it shrinks by sqrt(a), and with it the drift
 that makes ES forget (README, "ES").
 
 The surrogate gradient needs nothing beyond the reward: every `refresh_every` steps,
-the gradient of the log-likelihood of the unperturbed model's correct greedy answers
-on the step's batch (their generation counted in forward_tokens, the backward pass in
-backward_tokens; `surrogate: reference` uses the items' reference answers instead). U is the orthonormal basis (QR) of the last `subspace` such
-gradients, reset at each task's start. A refresh whose batch has no correct answer
-keeps the previous subspace; before the first useful refresh the noise is plain ES's.
-The refresh's completions come out of the step's budget: that step scores one mirrored
-pair fewer (2 x batch completions given up for the batch's one greedy pass), so
-es-guided spends no more completions than es at the same steps.
+the gradient of the log-likelihood of the unperturbed model's correct answers among
+`samples` completions per prompt of the step's batch, sampled at temperature 1 from a
+seed of (run seed, task, step) (REINFORCE's estimate of the expected 0/1 reward's
+gradient, Williams 1992; their generation counted in forward_tokens, the backward pass
+in backward_tokens). `surrogate: correct-greedy` uses the correct greedy answers instead,
+as the hybrid issue first proposed; on the embedded base these are mostly the planted
+lazy answer where it happens to be right (12.5% of dev items), and leaning on them kept
+dev countdown at exactly that 12.5% (README, "Guided ES"). `surrogate: reference` uses
+the items' reference answers (labels). U is the orthonormal basis (QR) of the last
+`subspace` such gradients, reset at each task's start. A refresh whose batch has no
+correct answer keeps the previous subspace; before the first useful refresh the noise
+is plain ES's. The refresh's completions come out of the step's budget: that step scores
+ceil(samples / 2) mirrored pairs fewer (one for a greedy pass; each pair is 2 x batch
+completions), so es-guided spends no more completions than es at the same steps.
 
 The main process computes U and sends it to every replica with `pop.apply` (k weight-
 sized float32 vectors per refresh: 4 x 1.79M x 4 bytes = 28.6 MB per worker on the
@@ -34,7 +45,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 from pydantic import Field, model_validator
@@ -45,6 +56,7 @@ from clbench.methods.es import ES, ESConfig, Noise, _mix
 
 # the subspace each process draws from, installed by `install_basis` on every replica
 _BASES: dict[str, dict] = {}
+SUBSPACE_GAIN = 10.0  # g, chosen on dev (README, "Guided ES")
 
 
 class ESGuidedConfig(ESConfig):
@@ -54,17 +66,35 @@ class ESGuidedConfig(ESConfig):
     a: float = Field(0.5, gt=0, le=1, description="weight of the isotropic part of the noise covariance; "
                      "1 is plain ES, smaller leans on the gradient subspace")
     subspace: int = Field(4, ge=1, description="k: surrogate gradients kept, the subspace's dimension")
+    subspace_gain: Optional[float] = Field(
+        SUBSPACE_GAIN, gt=0, description="g: the subspace part's std along each of its k directions "
+        "(Cov = a I + (1 - a) g^2 U U^T); null is the paper's sqrt(D / k), which keeps E||eps||^2 = D "
+        "but on a model of millions of weights moves every step far along the gradient")
     refresh_every: int = Field(5, ge=1, description="K: steps between surrogate-gradient refreshes")
-    surrogate: Literal["correct-greedy", "reference"] = Field(
-        "correct-greedy", description="whose log-likelihood gives the surrogate gradient: the "
-        "unperturbed model's correct greedy answers (reward only, as ES), or the items' reference "
-        "answers (labels: a supervised direction; it refreshes even where the model gets nothing right)")
+    surrogate: Literal["correct-sampled", "correct-greedy", "reference"] = Field(
+        "correct-sampled", description="whose log-likelihood gives the surrogate gradient: the "
+        "unperturbed model's correct answers among `samples` sampled per prompt at temperature 1 "
+        "(reward only: REINFORCE's estimate of the expected reward's gradient), its correct greedy "
+        "answers (reward only; on the embedded base mostly the planted heuristic where it happens to "
+        "be right, README 'Guided ES'), or the items' reference answers (labels: a supervised "
+        "direction; it refreshes even where the model gets nothing right)")
+    samples: int = Field(4, ge=1, description="completions sampled per prompt at a refresh "
+                         "(surrogate correct-sampled)")
+
+    def pairs_given_up(self) -> int:
+        """Mirrored pairs a refresh step scores fewer to pay for its generation (one pair
+        scores 2 x batch completions)."""
+        if self.a == 1 or self.surrogate == "reference":
+            return 0
+        return math.ceil(self.samples / 2) if self.surrogate == "correct-sampled" else 1
 
     @model_validator(mode="after")
     def _a_pair_to_give_up(self):
-        if self.a < 1 and self.surrogate == "correct-greedy" and self.population < 4:
-            raise ValueError("population must be at least 4 when a < 1: a refresh step gives up one "
-                             "mirrored pair for its greedy pass")
+        need = 2 * self.pairs_given_up() + 2
+        if self.pairs_given_up() and self.population < need:
+            raise ValueError(f"population must be at least {need} with a < 1 and surrogate "
+                             f"{self.surrogate}: a refresh step gives up {self.pairs_given_up()} mirrored "
+                             "pair(s) for its generation and must keep one")
         return self
 
 
@@ -91,6 +121,7 @@ class GuidedNoise(Noise):
 
     a: float = 1.0
     basis_key: str = ""
+    gain: Optional[float] = None  # g; None is the paper's sqrt(D / k)
 
     def eps(self, seed: int, index: int, param: torch.Tensor) -> torch.Tensor:
         e = super().eps(seed, index, param)  # (param.shape) float32, e_D's slice
@@ -99,7 +130,8 @@ class GuidedNoise(Noise):
             return e  # no useful refresh yet: plain ES noise
         k = basis["k"]
         guided = (_coefficients(seed, k) @ basis["slices"][index]).view(param.shape)  # (param.shape)
-        scale = math.sqrt((1.0 - self.a) * basis["dim"] / k)
+        gain = self.gain if self.gain is not None else math.sqrt(basis["dim"] / k)
+        scale = math.sqrt(1.0 - self.a) * gain
         return e.mul_(math.sqrt(self.a)).add_(guided.to(e.device), alpha=scale)
 
 
@@ -158,7 +190,8 @@ class ESGuided(ES):
         c = self.config
         if c.a == 1.0:
             return super().noise(ctx)  # plain ES, bit for bit
-        return GuidedNoise(c.sigma, c.shared_seed, c.restore, a=c.a, basis_key=self._key(ctx))
+        return GuidedNoise(c.sigma, c.shared_seed, c.restore, a=c.a, basis_key=self._key(ctx),
+                           gain=c.subspace_gain)
 
     def start(self, pop, ctx) -> None:
         if ctx.start_step == 0:  # a new task: its own gradients only
@@ -166,8 +199,9 @@ class ESGuided(ES):
         pop.apply(install_basis, self._key(ctx), self.basis)  # the resumed subspace, or none
 
     def before_scoring(self, pop, ctx, task, step: int, batches) -> dict:
-        """Every refresh_every steps: refresh the subspace from the batch's correct greedy
-        answers, and give up one mirrored pair to pay for them."""
+        """Every refresh_every steps: refresh the subspace from the batch's correct answers
+        (sampled or greedy) or its reference answers, and give up mirrored pairs to pay for
+        the generation."""
         c = self.config
         if c.a == 1.0 or step % c.refresh_every:
             return {}
@@ -176,11 +210,14 @@ class ESGuided(ES):
         if c.surrogate == "reference":  # no generation: nothing to pay for with a pair
             pairs, spent = [(p, correct_completion(task, i)) for p, i in zip(prompts, items)], {}
         else:
-            comps, tokens = generate_for(task, ctx.model, ctx.tokenizer, items)
+            n = c.samples if c.surrogate == "correct-sampled" else 1
+            seed = _mix(ctx.seed, ctx.task_index, step, "surrogate") if c.surrogate == "correct-sampled" else None
+            asked = [i for i in items for _ in range(n)]  # each prompt n times, in order
+            comps, tokens = generate_for(task, ctx.model, ctx.tokenizer, asked, sample_seed=seed)
             stop = task.stop[0] if task.stop else ""
-            pairs = [(p, comp + stop) for p, comp, s in zip(prompts, comps, task.scores(items, comps))
-                     if s.correct]
-            spent = {"forward_tokens": tokens, "completions": len(items), "pairs_given_up": 1}
+            pairs = [(p, comp + stop) for p, comp, s in
+                     zip([p for p in prompts for _ in range(n)], comps, task.scores(asked, comps)) if s.correct]
+            spent = {"forward_tokens": tokens, "completions": len(asked), "pairs_given_up": c.pairs_given_up()}
         if not pairs:
             self.refreshes["no_correct_answer"] += 1
             return spent  # keep the previous subspace (or plain noise before the first)

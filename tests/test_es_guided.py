@@ -42,15 +42,24 @@ def test_noise_has_the_stated_covariance():
     assert torch.allclose(U.T @ U, torch.eye(2, dtype=torch.float64), atol=1e-6)
     install_basis(model, "cov-test", basis)
     a = 0.3
-    noise = GuidedNoise(1.0, a=a, basis_key="cov-test")
     params = list(model.parameters())
     n = 40000
-    X = torch.stack([torch.cat([noise.eps(s, i, p).reshape(-1) for i, p in enumerate(params)])
-                     for s in range(n)]).double()  # (n, D)
+
+    def covariance(noise):
+        X = torch.stack([torch.cat([noise.eps(s, i, p).reshape(-1) for i, p in enumerate(params)])
+                         for s in range(n)]).double()  # (n, D)
+        return X.T @ X / n, float(X.square().sum(1).mean())
+
+    # the paper's split, g = sqrt(D / k): Cov = a I + (1 - a) (D / k) U U^T, E||eps||^2 = D
+    got, norm2 = covariance(GuidedNoise(1.0, a=a, basis_key="cov-test"))
     want = a * torch.eye(D, dtype=torch.float64) + (1 - a) * (D / 2) * U @ U.T
-    got = X.T @ X / n
     assert (got - want).abs().max() < 0.12, (got - want).abs().max()
-    assert abs(float(X.square().sum(1).mean()) - D) < 0.1 * D  # ES's scale: E||eps||^2 = D
+    assert abs(norm2 - D) < 0.1 * D  # ES's scale
+    # a gain of its own: Cov = a I + (1 - a) g^2 U U^T
+    got, norm2 = covariance(GuidedNoise(1.0, a=a, basis_key="cov-test", gain=3.0))
+    want = a * torch.eye(D, dtype=torch.float64) + (1 - a) * 9.0 * U @ U.T
+    assert (got - want).abs().max() < 0.2, (got - want).abs().max()
+    assert abs(norm2 - (a * D + (1 - a) * 9.0 * 2)) < 0.1 * D
     # with no subspace installed the noise is plain ES's
     install_basis(model, "cov-test", None)
     plain = GuidedNoise(1.0, a=a, basis_key="cov-test")
@@ -121,13 +130,14 @@ class Interrupted(Exception):
 @pytest.mark.ci
 def test_resume_between_two_refreshes_equals_an_uninterrupted_run(registered, tmp_path, monkeypatch):
     cfg = dict(method="es-guided", sequence="math-then-code",
-               method_config={**SMALL, "a": 0.5, "refresh_every": 2}, **QUICK)
+               method_config={**SMALL, "population": 6, "a": 0.5, "refresh_every": 2}, **QUICK)
     whole_runner = Runner(RunConfig(output=str(tmp_path / "whole"), **cfg))
     whole = whole_runner.run()
     assert whole_runner.method.refreshes["useful"] >= 1  # the subspace was live
-    # per task: refreshes at steps 0, 2, 4 give up a pair; 5 steps x 4 members otherwise
-    assert whole.cost.members_scored == 2 * (5 * 4 - 3 * 2)
-    assert whole.budget.completions_per_task["countdown"] == (5 * 4 - 3 * 2) * 16 + 3 * 16
+    # per task: refreshes at steps 0, 2, 4 sample 4 x 16 completions and give up 2 pairs;
+    # 5 steps x 6 members otherwise
+    assert whole.cost.members_scored == 2 * (5 * 6 - 3 * 4)
+    assert whole.budget.completions_per_task["countdown"] == (5 * 6 - 3 * 4) * 16 + 3 * 4 * 16
     assert whole.cost.backward_tokens > 0
 
     real = Runner.after_step
@@ -148,8 +158,12 @@ def test_resume_between_two_refreshes_equals_an_uninterrupted_run(registered, tm
 
 
 def test_config_refuses_a_population_with_no_pair_to_give_up():
+    with pytest.raises(ValueError, match="at least 6"):  # 4 samples per prompt: 2 pairs given up
+        ESGuidedConfig(population=4, a=0.5)
+    assert ESGuidedConfig(population=6, a=0.5).pairs_given_up() == 2
+    assert ESGuidedConfig(population=30, a=0.5, samples=5).pairs_given_up() == 3
     with pytest.raises(ValueError, match="at least 4"):
-        ESGuidedConfig(population=2, a=0.5)
+        ESGuidedConfig(population=2, a=0.5, surrogate="correct-greedy")
     assert ESGuidedConfig(population=2, a=1.0).population == 2
     assert ESGuidedConfig(population=2, a=0.5, surrogate="reference").population == 2  # gives none up
 
@@ -190,3 +204,22 @@ def test_its_sweep_runs_it_before_it_is_registered(monkeypatch, capsys):
     assert run_pending.main(["clbench.methods.es_guided:ESGuided", "list"]) == 0
     assert "es-guided" in capsys.readouterr().out
     assert run_pending.main(["no-colon"]) == 2
+
+
+def test_sampled_completions_are_a_function_of_their_seed(embedded):
+    """The correct-sampled surrogate's generation: temperature-1 samples that repeat for
+    the same seed (so a run stays a pure function of its seed), differ from greedy and
+    between seeds, and leave the global RNG as it was."""
+    from clbench.generation import generate_for
+
+    task = Registry.load().task("countdown")
+    items = task.split("train")[:32]
+    greedy, _ = generate_for(task, embedded.model, embedded.tokenizer, items)
+    state = torch.random.get_rng_state()
+    one, n_one = generate_for(task, embedded.model, embedded.tokenizer, items, sample_seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    again, n_again = generate_for(task, embedded.model, embedded.tokenizer, items, sample_seed=5)
+    other, _ = generate_for(task, embedded.model, embedded.tokenizer, items, sample_seed=6)
+    assert one == again and n_one == n_again
+    assert one != greedy and one != other
+    assert greedy == generate_for(task, embedded.model, embedded.tokenizer, items)[0]
