@@ -113,10 +113,7 @@ def worker(method: str, path: str, device: str, profile_tensors: bool = True) ->
 
             generate(lm.model, lm.tokenizer, [i["prompt"] for i in items], task.max_new_tokens)
         else:
-            if method == "es-guided" and method not in reg.methods:  # registered with its board entries
-                from clbench.methods.es_guided import ESGuided as m_cls
-            else:
-                m_cls = reg.method(method.removesuffix("-subtract"))
+            m_cls = reg.method(method.removesuffix("-subtract"))
             small = {"es": dict(population=4, batch_size=4),
                      # a refresh at each of the two steps, a backward pass and the subspace in
                      # memory (reference answers: a random model answers nothing right)

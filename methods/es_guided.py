@@ -37,13 +37,15 @@ completions), so es-guided spends no more completions than es at the same steps.
 The main process computes U and sends it to every replica with `pop.apply` (k weight-
 sized float32 vectors per refresh: 4 x 1.79M x 4 bytes = 28.6 MB per worker on the
 embedded model), so all replicas draw bit-identical noise. With a = 1 the method is
-plain ES, bit for bit. Unlike ES, it needs a backward pass and k weight-sized
-directions in memory: ES's inference-only memory is lost.
+plain ES, bit for bit. Unlike ES, it needs a backward pass, and the main process holds
+the last k gradients and their basis (2k weight-sized vectors; each replica holds the
+basis): ES's inference-only memory is lost (README, "Peak memory").
 """
 from __future__ import annotations
 
 import functools
 import math
+import sys
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -234,6 +236,15 @@ class ESGuided(ES):
         pop.apply(install_basis, self._key(ctx), self.basis)
         self.refreshes["useful"] += 1
         return spent
+
+    def end_task(self, task, ctx) -> None:
+        """Say what the task's refreshes found (the hybrid issue asks which fallback ran)."""
+        r = self.refreshes
+        if self.config.a < 1:
+            print(f"es-guided, {task.name}: {sum(r.values())} refreshes so far in this run: {r['useful']} "
+                  f"useful, {r['no_correct_answer']} without a correct answer and {r['no_direction']} "
+                  "without a direction (each kept the previous subspace, or plain ES noise before "
+                  "the first useful one)", file=sys.stderr)
 
     def state_dict(self) -> dict:
         return {"grads": list(self.grads), "basis": self.basis, "refreshes": dict(self.refreshes)}

@@ -13,16 +13,8 @@ from clbench.methods.es import apply_update
 from clbench.methods.es_guided import (ESGuided, ESGuidedConfig, GuidedNoise, install_basis,
                                        orthonormal_basis)
 from clbench.population import Batch, InProcessBackend, LocalProcessBackend, Member
-from clbench.registry import Entry, Registry
+from clbench.registry import Registry
 from clbench.runner import Runner
-
-
-@pytest.fixture
-def registered(monkeypatch):
-    """es-guided in the registry for in-process runs (it is not on the board yet)."""
-    reg = Registry.load()
-    monkeypatch.setitem(reg.methods, "es-guided", Entry(ESGuided, "test"))
-    return reg
 
 
 class Two(torch.nn.Module):
@@ -113,7 +105,7 @@ def numbers(r) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.ci
-def test_a_equal_one_is_es_bit_for_bit(registered, tmp_path):
+def test_a_equal_one_is_es_bit_for_bit(tmp_path):
     es = Runner(RunConfig(method="es", sequence="math-then-code", output=str(tmp_path / "es"),
                           method_config={**SMALL, "sigma": 0.02, "alpha": 0.01}, **QUICK)).run()
     g = Runner(RunConfig(method="es-guided", sequence="math-then-code", output=str(tmp_path / "g"),
@@ -128,7 +120,7 @@ class Interrupted(Exception):
 
 @pytest.mark.slow
 @pytest.mark.ci
-def test_resume_between_two_refreshes_equals_an_uninterrupted_run(registered, tmp_path, monkeypatch):
+def test_resume_between_two_refreshes_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     cfg = dict(method="es-guided", sequence="math-then-code",
                method_config={**SMALL, "population": 6, "a": 0.5, "refresh_every": 2}, **QUICK)
     whole_runner = Runner(RunConfig(output=str(tmp_path / "whole"), **cfg))
@@ -190,7 +182,7 @@ def test_reference_surrogate_refreshes_from_labels_without_giving_up_a_pair(embe
     assert st.cost.backward_tokens > 0 and st.cost.forward_tokens > st.cost.backward_tokens
 
 
-def test_its_sweep_runs_it_before_it_is_registered(monkeypatch, capsys):
+def test_run_pending_registers_a_builtin_for_one_process(monkeypatch, capsys):
     """benchmarks/run_pending.py registers a built-in for one process (the board test
     requires every registered built-in on the board, so the sweep comes first)."""
     import importlib.util
