@@ -12,7 +12,7 @@ so Cov(eps) = a I + (1 - a) g^2 U U^T. The paper's split keeps the total varianc
 g = sqrt(D / k) (`subspace_gain: null`). With ES's update (z-scored rewards, no 1/sigma)
 a step moves up to alpha * sqrt(1 - a) * g along a subspace direction, and on a model of
 D = 1.79M weights sqrt(D / k) is 669: at a 0.25 the embedded model's drift reached 44
-by step 15 (ES's: about 12) and every column fell to 0 (README, "Guided ES"). So g is
+by step 15 (ES's: about 10.5) and every column fell to 0 (README, "Guided ES"). So g is
 a setting of its own, chosen on dev. ES's estimator and update are unchanged
 (methods/es.py); only the `noise` hook differs. If the subspace holds the task's
 directions, the random walk outside it shrinks by sqrt(a), and with it the drift
