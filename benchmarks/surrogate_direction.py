@@ -15,8 +15,8 @@ import argparse
 
 import torch
 
-from clbench.generation import correct_completion, generate_for, task_prompts
-from clbench.methods.es_guided import surrogate_gradient
+from clbench.generation import generate_for
+from clbench.methods.es_guided import surrogate_gradient, surrogate_pairs
 from clbench.model import load_model, param_copy
 from clbench.registry import Registry
 
@@ -26,19 +26,13 @@ def accuracy(task, model, tokenizer, items) -> float:
     return sum(s.correct for s in task.scores(items, comps)) / len(items)
 
 
-def surrogate_pairs(kind: str, task, model, tokenizer, items, samples: int, seed: int):
-    """(prompt, completion) pairs of one surrogate, and what its generation held."""
-    prompts = task_prompts(task, tokenizer, items)
-    if kind == "reference":
-        return [(p, correct_completion(task, i)) for p, i in zip(prompts, items)], ""
-    n = samples if kind == "sampled" else 1
-    asked = [i for i in items for _ in range(n)]
-    comps, _ = generate_for(task, model, tokenizer, asked, sample_seed=seed if kind == "sampled" else None)
-    stop = task.stop[0] if task.stop else ""
-    scores = task.scores(asked, comps)
-    pairs = [(p, c + stop) for p, c, s in zip([p for p in prompts for _ in range(n)], comps, scores) if s.correct]
-    lazy = sum(c == "+".join(str(x) for x in i["nums"]) for i, c in zip(asked, comps))
-    return pairs, f"{len(pairs)} correct of {len(asked)}, {lazy} lazy answers"
+def describe(surrogate: str, items, samples: int, comps: list[str], pairs) -> str:
+    """What a surrogate's generation held: correct answers and lazy sums."""
+    if not comps:
+        return "reference answers"
+    n = samples if surrogate == "correct-sampled" else 1
+    lazy = sum(c == "+".join(str(x) for x in i["nums"]) for i, c in zip([i for i in items for _ in range(n)], comps))
+    return f"{len(pairs)} correct of {len(comps)}, {lazy} lazy answers"
 
 
 def main() -> None:
@@ -48,7 +42,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4, help="samples per prompt (es-guided's samples)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--etas", type=float, nargs="+", default=[0.1, 0.3, 1.0, 3.0])
-    ap.add_argument("--surrogates", nargs="+", default=["sampled", "greedy", "reference"])
+    ap.add_argument("--surrogates", nargs="+", default=["correct-sampled", "correct-greedy", "reference"])
     args = ap.parse_args()
     lm = load_model(args.model)
     model, tok = lm.model, lm.tokenizer
@@ -60,7 +54,7 @@ def main() -> None:
     print("| surrogate | its batch | " + " | ".join(f"eta {e:g}" for e in args.etas) + " |")
     print("|---|---|" + "---|" * len(args.etas))
     for kind in args.surrogates:
-        pairs, held = surrogate_pairs(kind, task, model, tok, items, args.samples, args.seed)
+        pairs, comps, _ = surrogate_pairs(task, model, tok, items, kind, args.samples, args.seed)
         g = surrogate_gradient(model, tok, pairs)  # (D,)
         u = g / g.norm()
         row = []
@@ -74,7 +68,7 @@ def main() -> None:
         with torch.no_grad():
             for name, p in model.named_parameters():
                 p.copy_(base[name])
-        print(f"| {kind} | {held or 'reference answers'} | " + " | ".join(row) + " |")
+        print(f"| {kind} | {describe(kind, items, args.samples, comps, pairs)} | " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

@@ -155,6 +155,24 @@ def surrogate_gradient(model, tokenizer, pairs: list[tuple[str, str]]) -> torch.
     return flat
 
 
+def surrogate_pairs(task, model, tokenizer, items: list[dict], surrogate: str, samples: int = 1,
+                    seed: int = 0) -> tuple[list[tuple[str, str]], list[str], int]:
+    """The (prompt, completion) pairs whose log-likelihood is a surrogate's gradient, the
+    completions generated for them (each item `samples` times in order for correct-sampled,
+    sampled from `seed`; none for reference) and the generation's tokens."""
+    prompts = task_prompts(task, tokenizer, items)
+    if surrogate == "reference":
+        return [(p, correct_completion(task, i)) for p, i in zip(prompts, items)], [], 0
+    n = samples if surrogate == "correct-sampled" else 1
+    asked = [i for i in items for _ in range(n)]  # each prompt n times, in order
+    comps, tokens = generate_for(task, model, tokenizer, asked,
+                                 sample_seed=seed if surrogate == "correct-sampled" else None)
+    stop = task.stop[0] if task.stop else ""
+    pairs = [(p, comp + stop) for p, comp, s in
+             zip([p for p in prompts for _ in range(n)], comps, task.scores(asked, comps)) if s.correct]
+    return pairs, comps, tokens
+
+
 def orthonormal_basis(grads: list[torch.Tensor], shapes: list[int]) -> dict | None:
     """The orthonormal basis (QR) of the gradients' span, cut into per-tensor slices
     (k, numel); directions that add nothing new (|R_jj| tiny) are dropped."""
@@ -207,19 +225,11 @@ class ESGuided(ES):
         c = self.config
         if c.a == 1.0 or step % c.refresh_every:
             return {}
-        items = batches[0].items
-        prompts = task_prompts(task, ctx.tokenizer, items)
-        if c.surrogate == "reference":  # no generation: nothing to pay for with a pair
-            pairs, spent = [(p, correct_completion(task, i)) for p, i in zip(prompts, items)], {}
-        else:
-            n = c.samples if c.surrogate == "correct-sampled" else 1
-            seed = _mix(ctx.seed, ctx.task_index, step, "surrogate") if c.surrogate == "correct-sampled" else None
-            asked = [i for i in items for _ in range(n)]  # each prompt n times, in order
-            comps, tokens = generate_for(task, ctx.model, ctx.tokenizer, asked, sample_seed=seed)
-            stop = task.stop[0] if task.stop else ""
-            pairs = [(p, comp + stop) for p, comp, s in
-                     zip([p for p in prompts for _ in range(n)], comps, task.scores(asked, comps)) if s.correct]
-            spent = {"forward_tokens": tokens, "completions": len(asked), "pairs_given_up": c.pairs_given_up()}
+        seed = _mix(ctx.seed, ctx.task_index, step, "surrogate")
+        pairs, comps, tokens = surrogate_pairs(task, ctx.model, ctx.tokenizer, batches[0].items,
+                                               c.surrogate, c.samples, seed)
+        spent = ({"forward_tokens": tokens, "completions": len(comps), "pairs_given_up": c.pairs_given_up()}
+                 if comps else {})  # reference answers: no generation, nothing to pay for
         if not pairs:
             self.refreshes["no_correct_answer"] += 1
             return spent  # keep the previous subspace (or plain noise before the first)
