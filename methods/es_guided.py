@@ -34,12 +34,16 @@ is plain ES's. The refresh's completions come out of the step's budget: that ste
 ceil(samples / 2) mirrored pairs fewer (one for a greedy pass; each pair is 2 x batch
 completions), so es-guided spends no more completions than es at the same steps.
 
-The main process computes U and sends it to every replica with `pop.apply` (k weight-
-sized float32 vectors per refresh: 4 x 1.79M x 4 bytes = 28.6 MB per worker on the
-embedded model), so all replicas draw bit-identical noise. With a = 1 the method is
+U is kept as the gradients themselves and a k x k matrix C with U = G C (G the D x k
+gradients; C from the Cholesky factor of their Gram matrix, computed in float64), so
+the subspace costs k weight-sized vectors, not the gradients plus their basis and a
+float64 QR's copies (which held 17 weights' worth at two refreshes of a 0.3B model:
+README, "Peak memory"). The main process sends G and C to every replica with `pop.apply`
+(k weight-sized float32 vectors per refresh: 4 x 1.79M x 4 bytes = 28.6 MB per worker on
+the embedded model), so all replicas draw bit-identical noise. With a = 1 the method is
 plain ES, bit for bit. Unlike ES, it needs a backward pass, and the main process holds
-the last k gradients and their basis (2k weight-sized vectors; each replica holds the
-basis): ES's inference-only memory is lost (README, "Peak memory").
+the last k gradients (each replica too): ES's inference-only memory is lost (README,
+"Peak memory").
 """
 from __future__ import annotations
 
@@ -101,8 +105,8 @@ class ESGuidedConfig(ESConfig):
 
 
 def install_basis(model, key: str, basis: dict | None) -> None:
-    """Make `basis` ({"dim": D, "k": k, "slices": {tensor index: (k, numel)}}) the subspace
-    GuidedNoise(basis_key=key) draws from in this process; None removes it."""
+    """Make `basis` (from `orthonormal_basis`) the subspace GuidedNoise(basis_key=key)
+    draws from in this process; None removes it."""
     if basis is None:
         _BASES.pop(key, None)
     else:
@@ -131,7 +135,7 @@ class GuidedNoise(Noise):
         if basis is None:
             return e  # no useful refresh yet: plain ES noise
         k = basis["k"]
-        guided = (_coefficients(seed, k) @ basis["slices"][index]).view(param.shape)  # (param.shape)
+        guided = subspace_part(basis, index, _coefficients(seed, k)).view(param.shape)  # (param.shape)
         gain = self.gain if self.gain is not None else math.sqrt(basis["dim"] / k)
         scale = math.sqrt(1.0 - self.a) * gain
         return e.mul_(math.sqrt(self.a)).add_(guided.to(e.device), alpha=scale)
@@ -139,17 +143,29 @@ class GuidedNoise(Noise):
 
 def surrogate_gradient(model, tokenizer, pairs: list[tuple[str, str]]) -> torch.Tensor:
     """d/d theta of the mean log-likelihood of (prompt, completion) pairs, flattened over
-    model.named_parameters() (tied tensors once), float32 (D,). One backward per pair;
-    leaves the model's gradients and mode as they were."""
+    model.named_parameters() (tied tensors once), float32 (D,). One backward per pair,
+    accumulated straight into the returned vector (each .grad is a view of it, so the
+    gradient costs one weight-sized vector, not two); leaves the model's gradients and
+    mode as they were."""
     params = [p for _, p in model.named_parameters()]
+    flat = torch.zeros(sum(p.numel() for p in params), dtype=torch.float32)  # (D,)
+    views, start = [], 0
+    for p in params:
+        views.append(flat[start : start + p.numel()].view(p.shape))
+        start += p.numel()
+    same_kind = all(p.dtype == torch.float32 and p.device.type == "cpu" for p in params)
     was_training = model.training
     model.eval()
     model.zero_grad(set_to_none=True)
+    if same_kind:  # autograd adds into an existing .grad in place
+        for p, v in zip(params, views):
+            p.grad = v
     with torch.enable_grad():
         for prompt, completion in pairs:
             (completion_log_likelihood(model, tokenizer, prompt, completion) / len(pairs)).backward()
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().reshape(-1).cpu()
-                      for p in params])  # (D,)
+    for p, v in zip(params, views):
+        if p.grad is not None and p.grad.data_ptr() != v.data_ptr():  # another dtype or device
+            v.copy_(p.grad.detach().float())
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     return flat
@@ -173,21 +189,71 @@ def surrogate_pairs(task, model, tokenizer, items: list[dict], surrogate: str, s
     return pairs, comps, tokens
 
 
-def orthonormal_basis(grads: list[torch.Tensor], shapes: list[int]) -> dict | None:
-    """The orthonormal basis (QR) of the gradients' span, cut into per-tensor slices
-    (k, numel); directions that add nothing new (|R_jj| tiny) are dropped."""
-    G = torch.stack(grads, dim=1).double()  # (D, m)
-    Q, R = torch.linalg.qr(G, mode="reduced")  # (D, m), (m, m)
-    diag = R.diagonal().abs()
-    keep = diag > 1e-8 * max(float(diag.max()), 1e-30)
-    if not bool(keep.any()):
+GRAM_CHUNK = 1 << 20  # entries per float64 block of the Gram matrix (8 MB per gradient)
+
+
+def gram(grads: list[torch.Tensor]) -> torch.Tensor:
+    """G^T G of (D,) float32 vectors in float64, in fixed blocks of D (no float64 copy of
+    the whole vectors; the same sums on every machine). (m, m)."""
+    m, D = len(grads), grads[0].numel()
+    out = torch.zeros(m, m, dtype=torch.float64)
+    for s in range(0, D, GRAM_CHUNK):
+        block = torch.stack([g[s : s + GRAM_CHUNK] for g in grads]).double()  # (m, chunk)
+        out += block @ block.T
+    return out
+
+
+def orthonormal_basis(grads: list[torch.Tensor], shapes: list[int], tol: float = 1e-3) -> dict | None:
+    """The gradients' span as U = G C, orthonormal: G the kept gradients (the tensors
+    themselves, no copy), C (k, k) the inverse of the Cholesky factor of their Gram matrix
+    (Cholesky QR, taken column by column in order). A gradient whose part orthogonal to
+    the earlier kept ones is under `tol` of its norm adds nothing and is dropped (float32
+    cancellation would make it noise: its error is about 1e-7 / tol); None when nothing
+    is left. `shapes` (numel per tensor, in order) gives each tensor's offset."""
+    G = gram(grads)  # (m, m) float64
+    kept: list[int] = []
+    R = torch.zeros(len(grads), len(grads), dtype=torch.float64)  # upper triangular, kept rows/cols
+    for j in range(len(grads)):
+        norm2 = float(G[j, j])
+        if norm2 <= 0.0:
+            continue
+        if kept:
+            Rk = R[kept][:, kept]  # (k, k)
+            x = torch.linalg.solve_triangular(Rk.T, G[kept, j].unsqueeze(1), upper=False).squeeze(1)
+        else:
+            x = torch.zeros(0, dtype=torch.float64)
+        rest = norm2 - float(x.square().sum())
+        if rest <= (tol * tol) * norm2:
+            continue
+        for i, xi in zip(kept, x.tolist()):
+            R[i, j] = xi
+        R[j, j] = math.sqrt(rest)
+        kept.append(j)
+    if not kept:
         return None
-    U = Q[:, keep].float().T.contiguous()  # (k, D)
-    slices, start = {}, 0
-    for i, n in enumerate(shapes):
-        slices[i] = U[:, start : start + n].contiguous()  # (k, numel_i)
+    Rk = R[kept][:, kept]
+    C = torch.linalg.solve_triangular(Rk, torch.eye(len(kept), dtype=torch.float64), upper=True)  # R^-1
+    offsets, start = [], 0
+    for n in shapes:
+        offsets.append((start, n))
         start += n
-    return {"dim": start, "k": U.shape[0], "slices": slices}
+    return {"dim": start, "k": len(kept), "grads": [grads[j] for j in kept],
+            "mix": C.float().contiguous(), "offsets": offsets}
+
+
+def subspace_part(basis: dict, index: int, coefficients: torch.Tensor) -> torch.Tensor:
+    """(U e_k) restricted to tensor `index`, flat float32: sum_j (C e_k)_j g_j[slice]."""
+    start, n = basis["offsets"][index]
+    c = (basis["mix"] @ coefficients).tolist()  # (k,)
+    out = basis["grads"][0][start : start + n] * c[0]
+    for g, cj in zip(basis["grads"][1:], c[1:]):
+        out.add_(g[start : start + n], alpha=cj)
+    return out
+
+
+def basis_matrix(basis: dict) -> torch.Tensor:
+    """U as a dense (D, k) float64 matrix, for checks on small models."""
+    return torch.stack(basis["grads"], dim=1).double() @ basis["mix"].double()
 
 
 class ESGuided(ES):

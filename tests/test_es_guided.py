@@ -10,8 +10,8 @@ import torch
 
 from clbench.config import RunConfig
 from clbench.methods.es import apply_update
-from clbench.methods.es_guided import (ESGuided, ESGuidedConfig, GuidedNoise, install_basis,
-                                       orthonormal_basis)
+from clbench.methods.es_guided import (ESGuided, ESGuidedConfig, GuidedNoise, basis_matrix,
+                                       install_basis, orthonormal_basis, surrogate_gradient)
 from clbench.population import Batch, InProcessBackend, LocalProcessBackend, Member
 from clbench.registry import Registry
 from clbench.runner import Runner
@@ -30,7 +30,7 @@ def test_noise_has_the_stated_covariance():
     D = sum(shapes)
     gen = torch.Generator().manual_seed(0)
     basis = orthonormal_basis([torch.randn(D, generator=gen) for _ in range(2)], shapes)
-    U = torch.cat([basis["slices"][i] for i in range(2)], dim=1).double().T  # (D, k)
+    U = basis_matrix(basis)  # (D, k)
     assert torch.allclose(U.T @ U, torch.eye(2, dtype=torch.float64), atol=1e-6)
     install_basis(model, "cov-test", basis)
     a = 0.3
@@ -63,6 +63,44 @@ def test_a_basis_drops_directions_that_add_nothing():
     basis = orthonormal_basis([g, 2 * g], [6])
     assert basis["k"] == 1 and basis["dim"] == 6
     assert orthonormal_basis([torch.zeros(6)], [6]) is None
+    h = torch.randn(6, generator=torch.Generator().manual_seed(2))
+    basis = orthonormal_basis([torch.zeros(6), g, 2 * g, h], [6])  # the zero and the repeat go
+    assert basis["k"] == 2 and basis["grads"][0] is g and basis["grads"][1] is h
+
+
+def test_the_basis_is_the_span_of_the_gradients_without_copying_them():
+    """U = G C spans what a float64 QR of the gradients spans and is orthonormal, with
+    a near-repeat kept (its new part is 1e-2 of its norm; one at 1e-4 is dropped) and the
+    gradients held as they are: the subspace costs k weight-sized vectors."""
+    gen = torch.Generator().manual_seed(3)
+    D = 3000
+    grads = [torch.randn(D, generator=gen) for _ in range(3)]
+    grads.append(grads[0] + 1e-2 * torch.randn(D, generator=gen))
+    assert orthonormal_basis(grads[:3] + [grads[1] + 1e-4 * torch.randn(D, generator=gen)], [D])["k"] == 3
+    basis = orthonormal_basis(grads, [1000, 2000])
+    assert basis["k"] == 4 and all(a is b for a, b in zip(basis["grads"], grads))
+    U = basis_matrix(basis)
+    assert torch.allclose(U.T @ U, torch.eye(4, dtype=torch.float64), atol=1e-5)
+    Q, _ = torch.linalg.qr(torch.stack(grads, 1).double())
+    assert torch.allclose(U @ U.T, Q @ Q.T, atol=1e-5)
+    assert basis["offsets"] == [(0, 1000), (1000, 2000)]
+
+
+def test_the_surrogate_gradient_is_autograd_s(embedded):
+    """Accumulated straight into one flat vector, it equals the gradient autograd leaves in
+    .grad, and the model's .grad is left empty."""
+    from clbench.fisher import completion_log_likelihood
+
+    model, tok = embedded.model, embedded.tokenizer
+    pairs = [("cd 7 1 9=3:", "7+1+9"), ("cd 2 3=6:", "2*3")]
+    flat = surrogate_gradient(model, tok, pairs)
+    assert all(p.grad is None for p in model.parameters())
+    model.zero_grad(set_to_none=True)
+    for prompt, completion in pairs:
+        (completion_log_likelihood(model, tok, prompt, completion) / len(pairs)).backward()
+    want = torch.cat([p.grad.reshape(-1) for _, p in model.named_parameters()])
+    model.zero_grad(set_to_none=True)
+    assert flat.shape == want.shape and torch.equal(flat, want) and flat.abs().sum() > 0
 
 
 def test_a_member_s_guided_noise_is_the_same_on_every_backend(embedded):
