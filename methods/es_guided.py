@@ -258,7 +258,7 @@ def basis_matrix(basis: dict) -> torch.Tensor:
 
 class ESGuided(ES):
     name = "es-guided"
-    version = 1
+    version = 2  # 2: U = G C (Cholesky of the Gram matrix) instead of a float64 QR
     Config = ESGuidedConfig
     needs = frozenset({"gradients"})
 
