@@ -27,10 +27,11 @@ in backward_tokens). `surrogate: correct-greedy` uses the correct greedy answers
 as the hybrid issue first proposed; on the embedded base these are mostly the planted
 lazy answer where it happens to be right (12.5% of dev items), and leaning on them kept
 dev countdown at exactly that 12.5% (README, "Guided ES"). `surrogate: reference` uses
-the items' reference answers (labels). U is the orthonormal basis (QR) of the last
-`subspace` such gradients, reset at each task's start. A refresh whose batch has no
-correct answer keeps the previous subspace; before the first useful refresh the noise
-is plain ES's. The refresh's completions come out of the step's budget: that step scores
+the items' reference answers (labels). U is an orthonormal basis of the span of the
+last `subspace` such gradients (one nearly inside the span of the earlier ones is
+dropped, and still takes its place in the window), reset at each task's start. A
+refresh whose batch has no correct answer, or whose gradient is not finite or is zero,
+keeps the previous subspace; before the first useful refresh the noise is plain ES's. The refresh's completions come out of the step's budget: that step scores
 ceil(samples / 2) mirrored pairs fewer (one for a greedy pass; each pair is 2 x batch
 completions), so es-guided spends no more completions than es at the same steps.
 
@@ -38,9 +39,10 @@ U is kept as the gradients themselves and a k x k matrix C with U = G C (G the D
 gradients; C from the Cholesky factor of their Gram matrix, computed in float64), so
 the subspace costs k weight-sized vectors, not the gradients plus their basis and a
 float64 QR's copies (which held 17 weights' worth at two refreshes of a 0.3B model:
-README, "Peak memory"). The main process sends G and C to every replica with `pop.apply`
-(k weight-sized float32 vectors per refresh: 4 x 1.79M x 4 bytes = 28.6 MB per worker on
-the embedded model), so all replicas draw bit-identical noise. With a = 1 the method is
+README, "Peak memory"). The main process computes C and sends G and C to every replica
+with `pop.apply` (k weight-sized float32 vectors per refresh: 4 x 1.79M x 4 bytes =
+28.6 MB on the embedded model; the local backend passes tensors through shared memory,
+/dev/shm, which must hold them), so all replicas draw bit-identical noise. With a = 1 the method is
 plain ES, bit for bit. Unlike ES, it needs a backward pass, and the main process holds
 the last k gradients (each replica too): ES's inference-only memory is lost (README,
 "Peak memory").
@@ -144,31 +146,43 @@ class GuidedNoise(Noise):
 def surrogate_gradient(model, tokenizer, pairs: list[tuple[str, str]]) -> torch.Tensor:
     """d/d theta of the mean log-likelihood of (prompt, completion) pairs, flattened over
     model.named_parameters() (tied tensors once), float32 (D,). One backward per pair,
-    accumulated straight into the returned vector (each .grad is a view of it, so the
-    gradient costs one weight-sized vector, not two); leaves the model's gradients and
-    mode as they were."""
+    accumulated straight into the returned vector: each float32 CPU .grad is a view of it
+    (autograd adds into an existing .grad in place), and any other parameter's gradient is
+    added into it by a hook as it arrives and then freed, so the gradient costs one
+    weight-sized float32 vector. The model is left in its mode with no .grad."""
     params = [p for _, p in model.named_parameters()]
     flat = torch.zeros(sum(p.numel() for p in params), dtype=torch.float32)  # (D,)
     views, start = [], 0
     for p in params:
         views.append(flat[start : start + p.numel()].view(p.shape))
         start += p.numel()
-    same_kind = all(p.dtype == torch.float32 and p.device.type == "cpu" for p in params)
     was_training = model.training
     model.eval()
     model.zero_grad(set_to_none=True)
-    if same_kind:  # autograd adds into an existing .grad in place
+    hooks = []
+    try:
         for p, v in zip(params, views):
-            p.grad = v
-    with torch.enable_grad():
-        for prompt, completion in pairs:
-            (completion_log_likelihood(model, tokenizer, prompt, completion) / len(pairs)).backward()
-    for p, v in zip(params, views):
-        if p.grad is not None and p.grad.data_ptr() != v.data_ptr():  # another dtype or device
-            v.copy_(p.grad.detach().float())
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
+            if p.dtype == torch.float32 and p.device.type == "cpu":
+                p.grad = v
+            else:  # bfloat16 or on a GPU: add each pair's gradient in float32 and free it
+                hooks.append(p.register_post_accumulate_grad_hook(functools.partial(_add_and_free, v)))
+        with torch.enable_grad():
+            for prompt, completion in pairs:
+                (completion_log_likelihood(model, tokenizer, prompt, completion) / len(pairs)).backward()
+        for p, v in zip(params, views):
+            if p.grad is not None and p.grad.data_ptr() != v.data_ptr():  # autograd replaced it
+                v.copy_(p.grad.detach().float())
+    finally:
+        for h in hooks:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
     return flat
+
+
+def _add_and_free(into: torch.Tensor, param: torch.Tensor) -> None:
+    into.add_(param.grad.detach().to(into.device, torch.float32))
+    param.grad = None
 
 
 def surrogate_pairs(task, model, tokenizer, items: list[dict], surrogate: str, samples: int = 1,
@@ -194,7 +208,7 @@ GRAM_CHUNK = 1 << 20  # entries per float64 block of the Gram matrix (8 MB per g
 
 def gram(grads: list[torch.Tensor]) -> torch.Tensor:
     """G^T G of (D,) float32 vectors in float64, in fixed blocks of D (no float64 copy of
-    the whole vectors; the same sums on every machine). (m, m)."""
+    the whole vectors). Only the main process computes it. (m, m)."""
     m, D = len(grads), grads[0].numel()
     out = torch.zeros(m, m, dtype=torch.float64)
     for s in range(0, D, GRAM_CHUNK):
@@ -215,7 +229,7 @@ def orthonormal_basis(grads: list[torch.Tensor], shapes: list[int], tol: float =
     R = torch.zeros(len(grads), len(grads), dtype=torch.float64)  # upper triangular, kept rows/cols
     for j in range(len(grads)):
         norm2 = float(G[j, j])
-        if norm2 <= 0.0:
+        if not math.isfinite(norm2) or norm2 <= 0.0:  # a NaN or inf entry, or all zero
             continue
         if kept:
             Rk = R[kept][:, kept]  # (k, k)
@@ -233,6 +247,8 @@ def orthonormal_basis(grads: list[torch.Tensor], shapes: list[int], tol: float =
         return None
     Rk = R[kept][:, kept]
     C = torch.linalg.solve_triangular(Rk, torch.eye(len(kept), dtype=torch.float64), upper=True)  # R^-1
+    if not bool(torch.isfinite(C.float()).all()):  # a gradient too small for float32's 1 / norm
+        return None
     offsets, start = [], 0
     for n in shapes:
         offsets.append((start, n))
@@ -299,11 +315,15 @@ class ESGuided(ES):
         if not pairs:
             self.refreshes["no_correct_answer"] += 1
             return spent  # keep the previous subspace (or plain noise before the first)
-        grads = (self.grads + [surrogate_gradient(ctx.model, ctx.tokenizer, pairs)])[-c.subspace:]
+        new = surrogate_gradient(ctx.model, ctx.tokenizer, pairs)
         tokens = sum(len(ctx.tokenizer(x, add_special_tokens=False)["input_ids"])
                      for pair in pairs for x in pair)  # as completion_log_likelihood tokenizes
         spent["forward_tokens"] = spent.get("forward_tokens", 0) + tokens  # the likelihood's forward
         spent["backward_tokens"] = tokens
+        if not bool(torch.isfinite(new).all()):  # an overflowing likelihood: not a direction
+            self.refreshes["no_direction"] += 1
+            return spent
+        grads = (self.grads + [new])[-c.subspace:]
         basis = orthonormal_basis(grads, [p.numel() for _, p in ctx.model.named_parameters()])
         if basis is None:  # all-zero gradients: nothing to lean on; keep the previous subspace
             self.refreshes["no_direction"] += 1

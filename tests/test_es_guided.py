@@ -253,3 +253,29 @@ def test_sampled_completions_are_a_function_of_their_seed(embedded):
     assert one == again and n_one == n_again
     assert one != greedy and one != other
     assert greedy == generate_for(task, embedded.model, embedded.tokenizer, items)[0]
+
+
+def test_a_gradient_that_is_not_finite_or_too_small_is_no_direction():
+    g = torch.randn(6, generator=torch.Generator().manual_seed(4))
+    assert orthonormal_basis([g, torch.full((6,), float("nan"))], [6])["k"] == 1
+    assert orthonormal_basis([g, torch.full((6,), float("inf"))], [6])["k"] == 1
+    assert orthonormal_basis([torch.full((6,), float("nan"))], [6]) is None
+    assert orthonormal_basis([torch.full((6,), 1e-40)], [6]) is None  # 1 / norm overflows float32
+
+
+def test_a_bfloat16_model_s_surrogate_gradient_is_summed_in_float32(embedded):
+    """Parameters whose .grad cannot be a view of the float32 vector (bfloat16 here, or
+    on a GPU) add each pair's gradient into it as it arrives."""
+    from clbench.fisher import completion_log_likelihood
+
+    model, tok = copy.deepcopy(embedded.model).to(torch.bfloat16), embedded.tokenizer
+    pairs = [("cd 7 1 9=3:", "7+1+9"), ("cd 2 3=6:", "2*3")]
+    flat = surrogate_gradient(model, tok, pairs)
+    assert all(p.grad is None for p in model.parameters())
+    want = torch.zeros_like(flat)
+    for prompt, completion in pairs:
+        model.zero_grad(set_to_none=True)
+        (completion_log_likelihood(model, tok, prompt, completion) / len(pairs)).backward()
+        want += torch.cat([p.grad.float().reshape(-1) for _, p in model.named_parameters()])
+    model.zero_grad(set_to_none=True)
+    assert torch.equal(flat, want) and flat.abs().sum() > 0
