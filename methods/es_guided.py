@@ -152,10 +152,8 @@ def surrogate_gradient(model, tokenizer, pairs: list[tuple[str, str]]) -> torch.
     weight-sized float32 vector. The model is left in its mode with no .grad."""
     params = [p for _, p in model.named_parameters()]
     flat = torch.zeros(sum(p.numel() for p in params), dtype=torch.float32)  # (D,)
-    views, start = [], 0
-    for p in params:
-        views.append(flat[start : start + p.numel()].view(p.shape))
-        start += p.numel()
+    views = [flat[start : start + n].view(p.shape)
+             for p, (start, n) in zip(params, flat_offsets([p.numel() for p in params]))]
     was_training = model.training
     model.eval()
     model.zero_grad(set_to_none=True)
@@ -203,6 +201,16 @@ def surrogate_pairs(task, model, tokenizer, items: list[dict], surrogate: str, s
     return pairs, comps, tokens
 
 
+def flat_offsets(numels: list[int]) -> list[tuple[int, int]]:
+    """(start, numel) of each tensor in the flat (D,) vector that lays them end to end in
+    model.named_parameters() order: the surrogate gradient's and the basis's layout."""
+    out, start = [], 0
+    for n in numels:
+        out.append((start, n))
+        start += n
+    return out
+
+
 GRAM_CHUNK = 1 << 20  # entries per float64 block of the Gram matrix (8 MB per gradient)
 
 
@@ -247,14 +255,11 @@ def orthonormal_basis(grads: list[torch.Tensor], shapes: list[int], tol: float =
         return None
     Rk = R[kept][:, kept]
     C = torch.linalg.solve_triangular(Rk, torch.eye(len(kept), dtype=torch.float64), upper=True)  # R^-1
-    if not bool(torch.isfinite(C.float()).all()):  # a gradient too small for float32's 1 / norm
+    mix = C.float().contiguous()
+    if not bool(torch.isfinite(mix).all()):  # a gradient too small for float32's 1 / norm
         return None
-    offsets, start = [], 0
-    for n in shapes:
-        offsets.append((start, n))
-        start += n
-    return {"dim": start, "k": len(kept), "grads": [grads[j] for j in kept],
-            "mix": C.float().contiguous(), "offsets": offsets}
+    return {"dim": sum(shapes), "k": len(kept), "grads": [grads[j] for j in kept],
+            "mix": mix, "offsets": flat_offsets(shapes)}
 
 
 def subspace_part(basis: dict, index: int, coefficients: torch.Tensor) -> torch.Tensor:
