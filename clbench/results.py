@@ -162,6 +162,7 @@ class Environment(Doc):
     device: str
     git_commit: Optional[str]
     platform: str
+    cpu: Optional[str] = None  # runinfo.cpu_identity(); absent in entries made before it was recorded
 
 
 class RunResult(Doc):

@@ -25,13 +25,34 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def cpu_identity() -> str:
+    """The CPU's model, family and model numbers and the vector ISA torch dispatches to,
+    e.g. 'AMD EPYC family 25 model 17 (AVX512)'. Why: matrix kernels round differently on
+    AVX2 and AVX-512, so a backward pass (GRPO, EWC, es-guided's surrogate gradient) is
+    bit-exact on one CPU kind but not across kinds; a re-run can only judge an entry made
+    on the same kind (README "Leaderboard", Verification)."""
+    import torch
+
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine() or "unknown"
+    if "cpu family" in fields and "model" in fields:
+        name += f" family {fields['cpu family']} model {fields['model']}"
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def environment(device: str) -> dict:
     import torch
 
     return {"python": sys.version.split()[0], "torch": torch.__version__,
             "transformers": _version("transformers"), "lm_eval": _version("lm_eval"),
             "clbench": _version("clbench"), "device": device, "git_commit": git_commit(),
-            "platform": platform.platform()}
+            "platform": platform.platform(), "cpu": cpu_identity()}
 
 
 def sequence_fingerprint(seq, registry) -> str:

@@ -107,6 +107,29 @@ def test_a_report_names_every_section_that_differs():
                                      {"alpha": 0.005, "shaping": "zscore", "lam": 1}) == {"shaping": "zscore"}
 
 
+def test_a_difference_on_another_cpu_kind_is_not_called_a_lie(entry):
+    """Matrix kernels round differently on AVX2 and AVX-512: es-guided's board seed 0,
+    re-run at the same python, torch and lm_eval on an AVX-512 machine, gave the same
+    matrix and drift that differs in the ninth digit. Only the same CPU kind may say
+    "differs"; an entry that predates the `cpu` field cannot say which kind it ran on."""
+    import torch
+
+    from clbench.leaderboard.verify import environment_mismatch
+    from clbench.results import RunResult
+
+    assert entry["environment"]["cpu"].endswith(f"({torch.backends.cpu.get_cpu_capability()})")
+    assert environment_mismatch(RunResult.model_validate(entry)) == []
+    other = copy.deepcopy(entry)
+    other["environment"]["cpu"] = "Some CPU family 6 model 1 (AVX2)"
+    assert environment_mismatch(RunResult.model_validate(other)) == [
+        f"cpu Some CPU family 6 model 1 (AVX2) in the entry, {entry['environment']['cpu']} here"]
+    older = copy.deepcopy(entry)
+    del older["environment"]["cpu"]
+    assert validate_doc(older).ok  # a committed entry from before the field still validates
+    assert environment_mismatch(RunResult.model_validate(older)) == [
+        f"cpu not recorded in the entry, {entry['environment']['cpu']} here"]
+
+
 def test_an_entry_that_cannot_be_rerun_is_exit_2(entry, tmp_path, capsys):
     doc = copy.deepcopy(entry)
     doc["method"]["name"] = "no-such-method"

@@ -12,7 +12,7 @@ marks them unverified).
 
 Verdicts: "verified" (identical), "differs" (the first difference in each section; believed only when
 this machine runs the entry's own git commit with its python, torch, transformers,
-lm_eval and device, otherwise "not reproducible here" with the reason), "cannot re-run"
+lm_eval, device and CPU kind, otherwise "not reproducible here" with the reason), "cannot re-run"
 (invalid entry, method not installed or at another version, a device this machine lacks).
 """
 from __future__ import annotations
@@ -34,7 +34,9 @@ NOT_COMPARED = {("cost", "wall_seconds"), ("cost", "peak_rss_bytes"), ("cost", "
 SKIPPED_TOP = {"environment", "custom"}  # machine facts; `custom` is the submitter's label
 OPTIONAL = {("budget", "eval_every"),  # fields entries may predate: absent in one is no lie
             ("population_backend", "population_backend")}  # a gradient method's older entry
-ENV_KEYS = ("git_commit", "python", "torch", "transformers", "lm_eval", "device")
+# a difference is believed only where all of these match: matrix kernels round differently
+# on another CPU kind (runinfo.cpu_identity), and an entry that predates `cpu` cannot say
+ENV_KEYS = ("git_commit", "python", "torch", "transformers", "lm_eval", "device", "cpu")
 
 
 @dataclass
@@ -161,7 +163,8 @@ def environment_mismatch(r: RunResult) -> list[str]:
 
     here = environment(r.environment.device)
     ours = r.environment.model_dump()
-    return [f"{k} {ours[k]} in the entry, {here[k]} here" for k in ENV_KEYS if ours[k] != here[k]]
+    return [f"{k} not recorded in the entry, {here[k]} here" if ours[k] is None
+            else f"{k} {ours[k]} in the entry, {here[k]} here" for k in ENV_KEYS if ours[k] != here[k]]
 
 
 def rerun(r: RunResult, registry, work: Path) -> tuple[dict | None, str]:
