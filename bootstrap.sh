@@ -20,7 +20,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
       || .venv/bin/pip install -q "$TORCH"
   fi
 fi
-.venv/bin/pip install -q -e ".[dev,grpo]"
+.venv/bin/pip install -q -c constraints.txt -e ".[dev,grpo]"   # the board's library versions
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 case "${1:-}" in
   run)  shift; exec .venv/bin/clbench run --method es --sequence math-then-code "$@" ;;
