@@ -27,19 +27,20 @@ def git_commit() -> str | None:
 
 def cpu_identity() -> str:
     """The CPU's model, family and model numbers and the vector ISA torch dispatches to,
-    e.g. 'AMD EPYC family 25 model 17 (AVX512)'. Why: matrix kernels round differently on
-    AVX2 and AVX-512, so a backward pass (GRPO, EWC, es-guided's surrogate gradient) is
-    bit-exact on one CPU kind but not across kinds; a re-run can only judge an entry made
-    on the same kind (README "Leaderboard", Verification)."""
+    e.g. 'AMD EPYC family 25 model 17 (AVX512)'. Why: matrix kernels may round
+    differently on another CPU kind (AVX2 against AVX-512), so a run is bit-exact on one
+    kind but not always across kinds; a re-run can only judge an entry made on the same
+    kind (README "Leaderboard", Verification)."""
     import torch
 
     fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
+    try:  # the first processor's block: every core of a machine is the same kind
+        first = Path("/proc/cpuinfo").read_text().split("\n\n", 1)[0]
     except OSError:
-        pass
+        first = ""
+    for line in first.splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
     name = fields.get("model name") or platform.processor() or platform.machine() or "unknown"
     if "cpu family" in fields and "model" in fields:
         name += f" family {fields['cpu family']} model {fields['model']}"

@@ -108,7 +108,7 @@ def test_a_report_names_every_section_that_differs():
 
 
 def test_a_difference_on_another_cpu_kind_is_not_called_a_lie(entry):
-    """Matrix kernels round differently on AVX2 and AVX-512: es-guided's board seed 0,
+    """Matrix kernels may round differently on another CPU kind: es-guided's board seed 0,
     re-run at the same python, torch and lm_eval on an AVX-512 machine, gave the same
     matrix and drift that differs in the ninth digit. Only the same CPU kind may say
     "differs"; an entry that predates the `cpu` field cannot say which kind it ran on."""

@@ -34,8 +34,8 @@ NOT_COMPARED = {("cost", "wall_seconds"), ("cost", "peak_rss_bytes"), ("cost", "
 SKIPPED_TOP = {"environment", "custom"}  # machine facts; `custom` is the submitter's label
 OPTIONAL = {("budget", "eval_every"),  # fields entries may predate: absent in one is no lie
             ("population_backend", "population_backend")}  # a gradient method's older entry
-# a difference is believed only where all of these match: matrix kernels round differently
-# on another CPU kind (runinfo.cpu_identity), and an entry that predates `cpu` cannot say
+# a difference is believed only where all of these match: matrix kernels may round
+# differently on another CPU kind (runinfo.cpu_identity), and an entry that predates `cpu` cannot say
 ENV_KEYS = ("git_commit", "python", "torch", "transformers", "lm_eval", "device", "cpu")
 
 
