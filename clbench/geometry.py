@@ -232,12 +232,15 @@ def kl_from_base(base_logits: torch.Tensor, current_logits: torch.Tensor,
     return float((kl * weight).sum() / weight.sum())
 
 
-def _tau_key(tau: float) -> str:
+def tau_key(tau: float) -> str:
     return f"{tau:g}"  # 1e-06 -> "1e-06"
 
 
+RUN_TAUS = (1e-6,)  # the sparsity thresholds a run's geometry records (validate checks the keys)
+
+
 def geometry_report(base: StateDict, current: StateDict,
-                    taus: tuple[float, ...] = (1e-6,), bf16: bool = True) -> dict:
+                    taus: tuple[float, ...] = RUN_TAUS, bf16: bool = True) -> dict:
     """JSON-serialisable summary of the update.
 
     {"n_entries": int,
@@ -251,5 +254,5 @@ def geometry_report(base: StateDict, current: StateDict,
     casts = {"sparsity": None, **({"sparsity_bf16": torch.bfloat16} if bf16 else {})}
     for key, cast in casts.items():
         counts = _small_counts(base, current, tuple(taus), cast)
-        report[key] = {_tau_key(t): _aggregate(counts[t], lambda k, n: k / n) for t in taus}
+        report[key] = {tau_key(t): _aggregate(counts[t], lambda k, n: k / n) for t in taus}
     return report

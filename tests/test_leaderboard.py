@@ -2,8 +2,8 @@
 registered base scores, and the committed submissions against the current registry.
 
 Valid submissions are built from one real short run (the `run_dir` fixture in tests/conftest.py): as run
-it is a custom entry (1 step per task); its "standard" twin only sets
-steps_per_task to the registered budget, which the validator cannot tell apart.
+it is a custom entry (1 step per task); its "standard" twin sets the registered steps per task and
+curve schedule, with the run's curve points repeated over it, which the validator cannot tell apart.
 """
 import copy
 import json
@@ -17,7 +17,7 @@ from clbench.cli import main
 from clbench.errors import UserError
 from clbench.leaderboard.registered import load_base_scores, with_registered_base
 from clbench.atomic import write_bytes
-from clbench.leaderboard.validate import validate_doc, validate_file
+from clbench.leaderboard.validate import scheduled_points, validate_doc, validate_file
 from clbench.registry import Entry, Registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,10 +36,17 @@ def resummarize(doc):
 
 @pytest.fixture
 def std_doc(raw_doc):
-    """The run as a standard entry: registered steps per task, all else as run."""
+    """The run as a standard entry: the registered steps per task and curve schedule, its
+    curve points repeated over that schedule (step 0's at step 0, the last step's at every
+    later point), all else as run."""
     doc = copy.deepcopy(raw_doc)
-    steps = doc["budget"]["registered_steps"]
-    doc["budget"]["steps_per_task"] = {t: steps for t in doc["budget"]["steps_per_task"]}
+    budget = Registry.load().sequence(doc["sequence"]["name"]).budget
+    steps = {t: budget.steps for t in doc["budget"]["steps_per_task"]}
+    doc["budget"].update(steps_per_task=steps, eval_every=budget.eval_every,
+                         curve_examples=budget.dev_examples)
+    ran = {(c["task"], c["step"] > 0): c for c in doc["curves"]}
+    doc["curves"] = [{**ran[t, s > 0], "step": s, "global_step": g}
+                     for t, s, g in scheduled_points(steps, doc["sequence"]["tasks"], budget.eval_every)]
     return doc
 
 
@@ -188,6 +195,36 @@ BROKEN = [
     ("environment-empty", _set(["environment", "python"], " "), "environment.python: empty"),
     ("cost-negative", _set(["cost", "forward_tokens"], -1), "cost.forward_tokens: Input should be greater than or equal to 0"),
     ("huge-seed", _set(["seed"], 10**4000), "seed: integer beyond 64 bits"),
+    # numbers one run records twice, or the model and schedule it names, must agree
+    ("geometry-drift-edited", _set(["geometry", "code", "drift_l2", "overall"], 0.5),
+     "geometry.code.drift_l2.overall: 0.5 is not the L2 norm of its by_component parts"),
+    ("geometry-layers-exceed", _set(["geometry", "code", "drift_l2", "by_layer", "0"], 1e6),
+     "geometry.code.drift_l2.by_layer: their L2 norm 1000000.0000569817 exceeds overall"),
+    ("geometry-entries-zero", _set(["geometry", "code", "n_entries"], 0),
+     "geometry.code.n_entries: 0; model.parameters is"),
+    ("geometry-kl-negative", _set(["geometry", "code", "kl_from_base"], -1.0),
+     "geometry.code.kl_from_base: -1.0; a KL divergence is never negative"),
+    ("geometry-threshold", _edit(lambda d: d["geometry"]["code"]["sparsity"].update(
+        banana=d["geometry"]["code"]["sparsity"].pop("1e-06"))),
+     "geometry.code.sparsity: thresholds ['banana']; a run records ['1e-06']"),
+    ("geometry-extra-task", _edit(lambda d: d["geometry"].update({"not-a-task": d["geometry"]["code"]})),
+     "geometry: entries for ['not-a-task'], which are not tasks of math-then-code"),
+    ("cost-completions", _set(["cost", "completions"], 1), "cost.completions: 1; budget.completions_per_task adds up to"),
+    ("dtype-unknown", _set(["model", "dtype"], "int4"), "model.dtype: 'int4'; a run records one of float32"),
+    ("dtype-not-registered", _set(["model", "dtype"], "bfloat16"),
+     "model.dtype: bfloat16; math-then-code's base is registered and compared in float32 (--dtype "
+     "float32) (accepted only as a custom entry"),
+    ("curves-empty", _set(["curves"], []), "curves[0]: no point where the run's schedule has ('countdown', 0, 0)"),
+    ("curve-point-dropped", _edit(lambda d: d["curves"].pop(1)),
+     "curves[1]: (task, step, global_step) ('countdown', 30, 30) where the run's schedule has ('countdown', 15, 15)"),
+    ("curve-global-step", _edit(lambda d: [c.update(global_step=150) for c in d["curves"] if c["task"] == "code"]),
+     "curves[6]: (task, step, global_step) ('code', 0, 150) where the run's schedule has ('code', 0, 75)"),
+    ("curve-scores-dropped", _set(["curves", 0, "scores"], {}), "curves[0].scores: no score for ['code', 'countdown'"),
+    ("curve-schedule-not-custom", _set(["budget", "eval_every"], 75),
+     "budget.eval_every: 75; the sequence registers a curve point every 15 steps (accepted only as a custom"),
+    ("curve-examples-not-custom", _set(["budget", "curve_examples"], 0),
+     "budget.curve_examples: 0 dev items per curve point; the sequence registers 64"),
+    ("curve-split-not-custom", _set(["budget", "curve_split"], "test"), "budget.curve_split: 'test'; curves are scored on 'dev'"),
     ("huge-tokens", _set(["cost", "forward_tokens"], 10**400), "cost.forward_tokens: integer beyond 64 bits"),
 ]
 
@@ -329,6 +366,8 @@ def _noop(std_doc, seed: int):
     d["seed"] = seed
     d["method"] = {"name": "grpo", "version": 1, "config": {}}
     d["matrix"]["values"] = [list(d["matrix"]["values"][0]) for _ in d["matrix"]["values"]]
+    for c in d["curves"]:  # its seeds drew other batches: rewards differ, the scores do not
+        c["reward"] = (c["reward"] or 0.0) + 0.01 * seed
     return resummarize(d)
 
 
@@ -519,6 +558,48 @@ def filed_doc():
     """A committed standard entry: a valid document without a training run."""
     path = sorted((REPO / "leaderboard" / "submissions" / "math-then-code").glob("es-seed0-*.json"))[0]
     return json.loads(path.read_text())
+
+
+def _board_of(tmp_path, docs: dict) -> Path:
+    board = tmp_path / "board"
+    for name, doc in docs.items():
+        dump(board / "submissions" / "math-then-code" / name, doc)
+    return board
+
+
+def test_board_rows_hold_seeds_0_to_n_minus_1(filed_doc, tmp_path, capsys):
+    """Seeds 0 and 2 (2 filed, 1 left out) is a choice of runs, not a row: refused."""
+    seed2 = json.loads(sorted((REPO / "leaderboard" / "submissions" / "math-then-code")
+                              .glob("es-seed2-*.json"))[0].read_text())
+    board = _board_of(tmp_path, {"es-seed0.json": filed_doc, "es-seed2.json": seed2})
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
+    assert rc == 1 and "es-seed2.json: seed: es" in out and "has seeds [0, 2]" in out, out
+    assert not (board / "README.md").exists()
+    relabelled = copy.deepcopy(seed2)
+    relabelled["seed"] = 1
+    board = _board_of(tmp_path / "b", {"es-seed0.json": filed_doc, "es-seed1.json": relabelled})
+    assert cli(capsys, "leaderboard", "build", "--board", str(board))[0] == 0
+
+
+def test_one_run_under_two_seed_labels_is_refused(filed_doc, tmp_path, capsys):
+    twin = copy.deepcopy(filed_doc)
+    twin["seed"] = 1
+    board = _board_of(tmp_path, {"es-seed0.json": filed_doc, "es-seed1.json": twin})
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
+    assert rc == 1 and "es-seed1.json: seed: its matrix, curves and geometry equal seed 0's (es-seed0.json)" in out, out
+
+
+def test_a_default_left_out_of_the_config_is_the_same_row(filed_doc, tmp_path, capsys):
+    """Leaving out `population` (at its default) is the same config, so the same seed 0."""
+    short = copy.deepcopy(filed_doc)
+    del short["method"]["config"]["population"]
+    board = _board_of(tmp_path, {"es-seed0.json": filed_doc, "es-seed0-again.json": short})
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
+    assert rc == 1 and "seed: es seed 0 is already on the board" in out, out
+    board = _board_of(tmp_path / "s", {})
+    assert cli(capsys, "submit", str(dump(tmp_path / "a" / "result.json", filed_doc)), "--board", str(board))[0] == 0
+    rc, out = cli(capsys, "submit", str(dump(tmp_path / "b" / "result.json", short)), "--board", str(board))
+    assert rc == 1 and "seed: es seed 0 of this config is already filed as" in out, out
 
 
 def test_filed_doc_is_valid(filed_doc):

@@ -106,12 +106,20 @@ def _sequence_note(r: RunResult) -> str:
 def hyperparameters(r: RunResult, registry) -> dict:
     """The entry's method config without the run settings older entries carry in it
     (`backend`, `workers`: clbench.backends.split_legacy), so an entry recorded before and
-    one recorded after they moved share a row when their hyperparameters agree."""
+    one recorded after they moved share a row when their hyperparameters agree; with the
+    installed Config's defaults filled in, so that leaving out a key set to its default
+    cannot give the same run a second row (and a second seed 0)."""
     try:
         cls = (registry or Registry.load()).method(r.method.name).Config
     except Exception:  # not installed here: every key stays
         cls = None
-    return split_legacy(r.method.config, cls)[0]
+    hyper = split_legacy(r.method.config, cls)[0]
+    if cls is None:
+        return hyper
+    try:
+        return cls.model_validate(hyper, strict=True).model_dump(mode="json")
+    except ValueError:  # a config its Config refuses (a custom entry): as written
+        return hyper
 
 
 def group_key(r: RunResult, registry) -> tuple:
@@ -125,6 +133,7 @@ def collect(board: Path, registry=None, base_scores=None):
     """({sequence: groups ranked}, {sequence: one-line description}, problems of invalid files)."""
     groups: dict[tuple, Group] = {}
     filed: dict[tuple, Path] = {}
+    runs: dict[tuple, str] = {}
     notes: dict[str, str] = {}
     problems = []
     base_scores = load_base_scores() if base_scores is None else base_scores  # once, not per file
@@ -145,17 +154,48 @@ def collect(board: Path, registry=None, base_scores=None):
                             f"{filed[key, r.seed].name}; keep one result per seed")
             continue
         filed[key, r.seed] = path
+        runs[key, r.seed] = run_identity(r)
         g.runs[r.seed] = entry_numbers(r)
         if entry_sha256(path) in vouched:
             g.verified.add(r.seed)
         notes.setdefault(r.sequence.name, _sequence_note(r))
         g.data_access |= {k for k, on in r.data_access.model_dump().items() if on}
+    for key in sorted(groups):
+        problems += _seed_problems(key, groups[key], filed, runs)
     by_seq: dict[str, list[Group]] = {}
     for key in sorted(groups):
         by_seq.setdefault(key[0], []).append(groups[key])
     for seq, gs in by_seq.items():
         gs.sort(key=lambda g: (-g.stat("final")[0], g.method, g.config_id, g.model, g.custom or ""))
     return dict(sorted(by_seq.items())), notes, problems
+
+
+def run_identity(r: RunResult) -> str:
+    """What a run's seed determines (matrix, curves, geometry): two seeds of a row that agree
+    on all of it are one run filed twice."""
+    return hashlib.sha256(json.dumps([r.matrix.values, [c.model_dump(mode="json") for c in r.curves],
+                                      {t: g.model_dump(mode="json") for t, g in r.geometry.items()}],
+                                     sort_keys=True).encode()).hexdigest()
+
+
+def _seed_problems(key: tuple, g: Group, filed: dict, runs: dict) -> list[str]:
+    """A row's seeds are 0, 1, ..., n-1 and are distinct runs: a row made of chosen seeds
+    (the best 3 of 10, or seed 17 alone) or of one run under several seed labels would show
+    a mean and spread that no honest set of runs gave."""
+    problems, seeds = [], sorted(g.runs)
+    if seeds != list(range(len(seeds))):
+        missing = sorted(set(range(max(seeds) + 1)) - set(seeds))
+        problems.append(f"{filed[key, seeds[-1]]}: seed: {g.method} `{g.config_id}` has seeds {seeds}; "
+                        f"a board row holds seeds 0, 1, ..., n-1, never a choice of them (missing: "
+                        f"{missing[:5]}{' ...' if len(missing) > 5 else ''})")
+    first: dict[str, int] = {}
+    for s in seeds:
+        other = first.setdefault(runs[key, s], s)
+        if other != s:
+            problems.append(f"{filed[key, s]}: seed: its matrix, curves and geometry equal seed {other}'s "
+                            f"({filed[key, other].name}): one run filed under two seeds (a method whose "
+                            "seed changes nothing files one seed)")
+    return problems
 
 
 MD_SPECIAL = "\\`*_[]!~|"  # links, images, emphasis, code spans, strikethrough, table cells

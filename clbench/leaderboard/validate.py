@@ -26,6 +26,9 @@ NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # in file names; fullmatch ("$"
 SUMMARY_TOL = 1e-9  # recomputation is the same float arithmetic; only JSON round-off remains
 GRAIN_TOL = 1e-6   # score * items is an integer up to float round-off
 ROW0_TOL = 1e-9     # row 0 is greedy, deterministic scoring of fixed weights on fixed items
+PARTS_TOL = 1e-9    # relative: an L2 norm against the norm of its parts (float64 pools)
+KL_TOL = 1e-6       # a KL divergence is >= 0; float round-off may put a KL of ~0 just below
+DTYPES = ("float32", "bfloat16", "float16")  # what `clbench run --dtype` accepts
 MAX_REASON = 200    # a custom reason is one line of the board's README
 
 
@@ -120,7 +123,10 @@ def _check(r: RunResult, reg, base_scores: dict, v: Verdict) -> None:
         _check_base(r, seq, reg, base_scores, P, v.deviations.append)
     _check_budget(r, seq, reg, P, v.deviations.append)
     _check_curves(r, seq, P)
+    _check_curve_schedule(r, seq, P)
     _check_curve_granularity(r, reg, P)
+    _check_geometry(r, seq, P)
+    _check_counts(r, P)
 
 
 def method_deviations(r, reg) -> list[str]:
@@ -282,6 +288,9 @@ def _check_base(r, seq, reg, base_scores, P, D) -> None:
         P(f"model.fingerprint: no registered base scores for {r.model.fingerprint} "
           "(run `clbench leaderboard register-base`)")
         return
+    if entry.get("dtype") and r.model.dtype != entry["dtype"]:
+        D(f"model.dtype: {r.model.dtype}; {seq.name}'s base is registered and compared in "
+          f"{entry['dtype']} (--dtype {entry['dtype']})")
     for j, col in enumerate(r.matrix.columns):
         reg_col = entry["columns"].get(col)
         if reg_col is None:  # e.g. a plugin's task on the embedded base: unchecked, so custom only
@@ -315,6 +324,15 @@ def _check_budget(r, seq, reg, P, D) -> None:
             D(f"budget.completions_per_task.{t}: {n} completions exceed the budget's {reg_b.completions}")
     if b.eval_split != "test":
         D(f"budget.eval_split: {b.eval_split!r}; the matrix must be scored on 'test'")
+    if b.curve_split != "dev":
+        D(f"budget.curve_split: {b.curve_split!r}; curves are scored on 'dev', the split no "
+          "matrix score comes from")
+    if b.curve_examples != reg_b.dev_examples:
+        D(f"budget.curve_examples: {b.curve_examples} dev items per curve point; the sequence "
+          f"registers {reg_b.dev_examples}")
+    if b.eval_every != reg_b.eval_every:
+        D(f"budget.eval_every: {b.eval_every}; the sequence registers a curve point every "
+          f"{reg_b.eval_every} steps")
     columns = seq.tasks + seq.probes
     if set(b.examples_per_column) != set(columns):
         P(f"budget.examples_per_column: keys {sorted(b.examples_per_column)}; expected {sorted(columns)}")
@@ -359,3 +377,74 @@ def _check_curves(r, seq, P) -> None:
     missing = [t for t in seq.tasks if t not in r.geometry]
     if missing:
         P(f"geometry: no entry for task(s) {missing}")
+
+
+def scheduled_points(steps_per_task: dict[str, int], tasks: list[str], every: int) -> list[tuple[str, int, int]]:
+    """(task, step, global_step) of every curve point a run records, in order: each task's
+    step 0, every `every` steps and its last step (clbench/runner.py, after_step)."""
+    out, offset = [], 0
+    for t in tasks:
+        n = steps_per_task.get(t, 0)
+        out += [(t, s, offset + s) for s in range(n + 1) if s == 0 or s % every == 0 or s == n]
+        offset += n
+    return out
+
+
+def _check_curve_schedule(r, seq, P) -> None:
+    """The runner records a fixed set of curve points; an entry with some left out, moved
+    or reordered has been edited (or its method stopped before the steps it reports), and
+    a point without every column's score hides one. Entries that predate eval_every carry
+    no schedule to check (a deviation, see _check_budget)."""
+    if r.budget.eval_every is None or set(r.budget.steps_per_task) != set(seq.tasks):
+        return
+    want = scheduled_points(r.budget.steps_per_task, seq.tasks, r.budget.eval_every)
+    got = [(c.task, c.step, c.global_step) for c in r.curves]
+    if got != want:
+        i = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+        said = f"(task, step, global_step) {got[i]}" if i < len(got) else "no point"
+        P(f"curves[{i}]: {said} where the run's schedule has "
+          f"{want[i] if i < len(want) else 'no more points'} ({len(got)} points; the schedule of "
+          f"budget.eval_every {r.budget.eval_every} over steps {r.budget.steps_per_task} has {len(want)})")
+    columns = set(seq.tasks + seq.probes)
+    for i, c in enumerate(r.curves):
+        if set(c.scores) != columns and not set(c.scores) - columns:
+            P(f"curves[{i}].scores: no score for {sorted(columns - set(c.scores))}; every point "
+              "scores every column")
+
+
+def _check_geometry(r, seq, P) -> None:
+    """The parts of one measurement must agree with each other and with the model: an
+    edited drift or sparsity figure (the board shows them) rarely keeps them in step."""
+    from clbench.geometry import RUN_TAUS, tau_key
+
+    extra = sorted(set(r.geometry) - set(seq.tasks))
+    if extra:
+        P(f"geometry: entries for {extra}, which are not tasks of {seq.name}")
+    taus = sorted(tau_key(t) for t in RUN_TAUS)
+    for t, g in r.geometry.items():
+        where = f"geometry.{t}"
+        if g.n_entries != r.model.parameters:
+            P(f"{where}.n_entries: {g.n_entries}; model.parameters is {r.model.parameters}, and the "
+              "geometry measures every weight")
+        d = g.drift_l2
+        parts = math.sqrt(math.fsum(x * x for x in d.by_component.values()))
+        if not math.isclose(parts, d.overall, rel_tol=PARTS_TOL, abs_tol=1e-12):
+            P(f"{where}.drift_l2.overall: {d.overall} is not the L2 norm of its by_component parts "
+              f"({parts}); every weight is in one component")
+        layers = math.sqrt(math.fsum(x * x for x in d.by_layer.values()))
+        if layers > d.overall * (1 + PARTS_TOL) + 1e-12:
+            P(f"{where}.drift_l2.by_layer: their L2 norm {layers} exceeds overall {d.overall}")
+        if g.kl_from_base < -KL_TOL:
+            P(f"{where}.kl_from_base: {g.kl_from_base}; a KL divergence is never negative")
+        for name, shares in (("sparsity", g.sparsity), ("sparsity_bf16", g.sparsity_bf16)):
+            if sorted(shares) != taus:
+                P(f"{where}.{name}: thresholds {sorted(shares)}; a run records {taus}")
+
+
+def _check_counts(r, P) -> None:
+    """Counts that one run records twice, and the model it names, must agree."""
+    per_task = sum(r.budget.completions_per_task.values())
+    if r.cost.completions != per_task:
+        P(f"cost.completions: {r.cost.completions}; budget.completions_per_task adds up to {per_task}")
+    if r.model.dtype not in DTYPES:
+        P(f"model.dtype: {r.model.dtype!r}; a run records one of {', '.join(DTYPES)}")
