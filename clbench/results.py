@@ -57,6 +57,12 @@ class BudgetInfo(Doc):
                                       "(None in entries recorded before it was)")
 
 
+def is_curve_step(step: int, steps: int, every: int) -> bool:
+    """The runner's curve schedule (clbench/runner.py, after_step), which validate checks
+    an entry's curves against: step 0, every `every` steps and the task's last step."""
+    return step == 0 or step % every == 0 or step == steps
+
+
 class DataAccess(Doc):
     earlier_tasks: bool = Field(False, description="learned from earlier tasks' training data (replay)")
     general: bool = Field(False, description="learned from general data (e.g. pretraining mixture)")

@@ -25,7 +25,7 @@ from clbench.model import load_model, param_copy, params, weights_fingerprint
 from clbench.progress import RunProgress
 from clbench.registry import Registry
 from clbench.results import (BudgetInfo, Cost, CurvePoint, Matrix, MethodInfo, ModelInfo,
-                             PopulationBackend, RunResult, SequenceInfo, Summary)
+                             PopulationBackend, RunResult, SequenceInfo, Summary, is_curve_step)
 from clbench.runinfo import environment, sequence_fingerprint
 
 
@@ -113,7 +113,7 @@ class Runner:
         every eval_every steps and at the task's last step, and the progress bar."""
         st = self.state
         self.steps_this_process += 1
-        if st.step_in_task % self.eval_every == 0 or st.step_in_task == steps:
+        if is_curve_step(st.step_in_task, steps, self.eval_every):
             st.curves.append(self.curve_point(task, st.step_in_task, reward))
             self._checkpoint()
         self.progress.on_step(task.name, st.step_in_task, steps, reward,

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from clbench import metrics
 from clbench.leaderboard.parse import ParseError, huge_integers, load_bytes, load_file, non_finite
 from clbench.leaderboard.registered import load_base_scores
-from clbench.results import SCHEMA_VERSION, RunResult
+from clbench.results import SCHEMA_VERSION, RunResult, is_curve_step
 
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # in file names; fullmatch ("$" allows "es\n")
 SUMMARY_TOL = 1e-9  # recomputation is the same float arithmetic; only JSON round-off remains
@@ -368,9 +368,11 @@ def _check_curves(r, seq, P) -> None:
         if every and c.step % every and c.step != steps.get(c.task):
             P(f"curves[{i}].step: step {c.step} is off the recorded schedule (budget.eval_every "
               f"{every}: step 0, every {every} steps and the task's last step)")
-        extra = set(c.scores) - columns
+        extra, missing = set(c.scores) - columns, columns - set(c.scores)
         if extra:
             P(f"curves[{i}].scores: unknown column(s) {sorted(extra)}")
+        elif missing:
+            P(f"curves[{i}].scores: no score for {sorted(missing)}; every point scores every column")
         if c.global_step < last:
             P(f"curves[{i}].global_step: {c.global_step} goes backwards (previous {last})")
         last = c.global_step
@@ -385,15 +387,15 @@ def scheduled_points(steps_per_task: dict[str, int], tasks: list[str], every: in
     out, offset = [], 0
     for t in tasks:
         n = steps_per_task.get(t, 0)
-        out += [(t, s, offset + s) for s in range(n + 1) if s == 0 or s % every == 0 or s == n]
+        out += [(t, s, offset + s) for s in range(n + 1) if is_curve_step(s, n, every)]
         offset += n
     return out
 
 
 def _check_curve_schedule(r, seq, P) -> None:
     """The runner records a fixed set of curve points; an entry with some left out, moved
-    or reordered has been edited (or its method stopped before the steps it reports), and
-    a point without every column's score hides one. Entries that predate eval_every carry
+    or reordered has been edited (or its method stopped before the steps it reports).
+    Entries that predate eval_every carry
     no schedule to check (a deviation, see _check_budget)."""
     if r.budget.eval_every is None or set(r.budget.steps_per_task) != set(seq.tasks):
         return
@@ -405,11 +407,6 @@ def _check_curve_schedule(r, seq, P) -> None:
         P(f"curves[{i}]: {said} where the run's schedule has "
           f"{want[i] if i < len(want) else 'no more points'} ({len(got)} points; the schedule of "
           f"budget.eval_every {r.budget.eval_every} over steps {r.budget.steps_per_task} has {len(want)})")
-    columns = set(seq.tasks + seq.probes)
-    for i, c in enumerate(r.curves):
-        if set(c.scores) != columns and not set(c.scores) - columns:
-            P(f"curves[{i}].scores: no score for {sorted(columns - set(c.scores))}; every point "
-              "scores every column")
 
 
 def _check_geometry(r, seq, P) -> None:
