@@ -579,6 +579,9 @@ def test_board_rows_hold_seeds_0_to_n_minus_1(filed_doc, tmp_path, capsys):
     relabelled["seed"] = 1
     board = _board_of(tmp_path / "b", {"es-seed0.json": filed_doc, "es-seed1.json": relabelled})
     assert cli(capsys, "leaderboard", "build", "--board", str(board))[0] == 0
+    smoke = {**copy.deepcopy(seed2), "seed": 3, "custom": "a smoke run of seed 3"}  # custom: any seed
+    board = _board_of(tmp_path / "c", {"es-seed3.json": smoke})
+    assert cli(capsys, "leaderboard", "build", "--board", str(board))[0] == 0
 
 
 def test_one_run_under_two_seed_labels_is_refused(filed_doc, tmp_path, capsys):

@@ -179,11 +179,12 @@ def run_identity(r: RunResult) -> str:
 
 
 def _seed_problems(key: tuple, g: Group, filed: dict, runs: dict) -> list[str]:
-    """A row's seeds are 0, 1, ..., n-1 and are distinct runs: a row made of chosen seeds
-    (the best 3 of 10, or seed 17 alone) or of one run under several seed labels would show
-    a mean and spread that no honest set of runs gave."""
+    """A standard row's seeds are 0, 1, ..., n-1, and any row's seeds are distinct runs: a
+    row made of chosen seeds (the best 3 of 10, or seed 17 alone) or of one run under
+    several seed labels would show a mean and spread that no honest set of runs gave.
+    Custom rows are ranked apart and may be a smoke run of any seed."""
     problems, seeds = [], sorted(g.runs)
-    if seeds != list(range(len(seeds))):
+    if g.custom is None and seeds != list(range(len(seeds))):
         missing = sorted(set(range(max(seeds) + 1)) - set(seeds))
         problems.append(f"{filed[key, seeds[-1]]}: seed: {g.method} `{g.config_id}` has seeds {seeds}; "
                         f"a board row holds seeds 0, 1, ..., n-1, never a choice of them (missing: "
