@@ -1,7 +1,7 @@
 """The first leaderboard: every registered method on one sequence, several seeds, submitted and built.
 
-At the registered budget this takes hours of CPU (about 3.1 h for 6 methods x 3 seeds on
-2 cores; 9-13 min per run, cost.wall_seconds of the committed submissions), so it is
+At the registered budget this takes hours of CPU (about 3.3 h for 7 methods x 3 seeds on
+2 cores; 8-11 min per run, cost.wall_seconds of the committed submissions), so it is
 resumable: a method and seed already filed on the board is skipped (so a fresh clone
 resumes from the committed submissions alone), a finished run is reused, an interrupted
 one resumed. `--steps`/`--eval-limit` give a smoke run whose

@@ -1,6 +1,6 @@
 """Build the next board against a frozen new base, on main, without touching the current one.
 
-The board's 18 runs take about 3 hours on the 2-core machine, longer than a session, and
+The board's 21 runs take about 3.3 hours on the 2-core machine, longer than a session, and
 a fresh machine starts from main alone, so the next board is built where no test reads
 it: `leaderboard/next/`. Its `tree/` holds the files that will replace the shipped ones
 at the switch, at their final repository paths (the new model folder, `base_scores.json`,

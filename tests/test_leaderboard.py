@@ -21,6 +21,10 @@ from clbench.leaderboard.validate import scheduled_points, validate_doc, validat
 from clbench.registry import Entry, Registry
 
 REPO = Path(__file__).resolve().parents[1]
+# the registered budget, so the verdicts below follow a changed budget (issue 16's switch)
+BUDGET = Registry.load().sequence("math-then-code").budget
+STEPS, EVERY = BUDGET.steps, BUDGET.eval_every
+FIRST_CODE = len(scheduled_points({"countdown": STEPS}, ["countdown"], EVERY))  # index of code's step 0
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +80,7 @@ def test_valid_standard_entry_passes(std_doc, tmp_path, capsys):
 def test_run_as_is_is_only_a_custom_entry(run_dir, raw_doc, tmp_path, capsys):
     rc, out = cli(capsys, "leaderboard", "validate", str(run_dir / "result.json"))
     assert rc == 1
-    assert "budget.steps_per_task.countdown: 1 steps; the sequence's budget is 75" in out
+    assert f"budget.steps_per_task.countdown: 1 steps; the sequence's budget is {STEPS}" in out
     assert "--custom" in out
     doc = copy.deepcopy(raw_doc)
     doc["custom"] = "smoke test: 1 step per task"
@@ -153,12 +157,12 @@ BROKEN = [
     ("duplicate-key", _text(lambda t: '{"seed": 7,' + t[1:]), "file: duplicate key 'seed'"),
     ("deep-nesting", _set(["method", "config", "junk"], _nested(200)), "file: nested deeper than 24 levels"),
     ("budget-steps-not-custom", _set(["budget", "steps_per_task", "code"], 300),
-     "budget.steps_per_task.code: 300 steps; the sequence's budget is 75 (accepted only as a custom entry"),
+     f"budget.steps_per_task.code: 300 steps; the sequence's budget is {STEPS} (accepted only as a custom entry"),
     ("eval-limit-not-custom", _set(["budget", "examples_per_column", "sort"], 100),
      "budget.examples_per_column.sort: evaluated on 100 of 500 test examples (eval_limit)"),
     ("more-examples-than-split", _set(["budget", "examples_per_column", "sort"], 501),
      "budget.examples_per_column.sort: 501 is more than the 500 test examples"),
-    ("registered-budget-lie", _set(["budget", "registered_steps", ], 1), "budget.registered_steps: 1; the sequence registers 75"),
+    ("registered-budget-lie", _set(["budget", "registered_steps", ], 1), f"budget.registered_steps: 1; the sequence registers {STEPS}"),
     ("completions-over-budget", _set(["budget", "completions_per_task", "code"], 10**9),
      "budget.completions_per_task.code: 1000000000 completions exceed"),
     ("empty-custom-reason", _set(["custom"], "  "), "custom: empty reason"),
@@ -216,14 +220,16 @@ BROKEN = [
      "float32) (accepted only as a custom entry"),
     ("curves-empty", _set(["curves"], []), "curves[0]: no point where the run's schedule has ('countdown', 0, 0)"),
     ("curve-point-dropped", _edit(lambda d: d["curves"].pop(1)),
-     "curves[1]: (task, step, global_step) ('countdown', 30, 30) where the run's schedule has ('countdown', 15, 15)"),
-    ("curve-global-step", _edit(lambda d: [c.update(global_step=150) for c in d["curves"] if c["task"] == "code"]),
-     "curves[6]: (task, step, global_step) ('code', 0, 150) where the run's schedule has ('code', 0, 75)"),
+     f"curves[1]: (task, step, global_step) ('countdown', {2 * EVERY}, {2 * EVERY}) where the run's schedule has "
+     f"('countdown', {EVERY}, {EVERY})"),
+    ("curve-global-step", _edit(lambda d: [c.update(global_step=2 * STEPS) for c in d["curves"] if c["task"] == "code"]),
+     f"curves[{FIRST_CODE}]: (task, step, global_step) ('code', 0, {2 * STEPS}) where the run's schedule has "
+     f"('code', 0, {STEPS})"),
     ("curve-scores-dropped", _set(["curves", 0, "scores"], {}), "curves[0].scores: no score for ['code', 'countdown'"),
-    ("curve-schedule-not-custom", _set(["budget", "eval_every"], 75),
-     "budget.eval_every: 75; the sequence registers a curve point every 15 steps (accepted only as a custom"),
+    ("curve-schedule-not-custom", _set(["budget", "eval_every"], STEPS),
+     f"budget.eval_every: {STEPS}; the sequence registers a curve point every {EVERY} steps (accepted only as a custom"),
     ("curve-examples-not-custom", _set(["budget", "curve_examples"], 0),
-     "budget.curve_examples: 0 dev items per curve point; the sequence registers 64"),
+     f"budget.curve_examples: 0 dev items per curve point; the sequence registers {BUDGET.dev_examples}"),
     ("curve-split-not-custom", _set(["budget", "curve_split"], "test"), "budget.curve_split: 'test'; curves are scored on 'dev'"),
     ("huge-tokens", _set(["cost", "forward_tokens"], 10**400), "cost.forward_tokens: integer beyond 64 bits"),
 ]
@@ -608,7 +614,7 @@ def test_a_default_left_out_of_the_config_is_the_same_row(filed_doc, tmp_path, c
 def test_filed_doc_is_valid(filed_doc):
     assert validate_doc(filed_doc).problems == []
     scheduled = copy.deepcopy(filed_doc)
-    scheduled["budget"]["eval_every"] = 15  # the schedule it was run on: every point fits
+    scheduled["budget"]["eval_every"] = EVERY  # the schedule it was run on: every point fits
     assert validate_doc(scheduled).problems == []
 
 

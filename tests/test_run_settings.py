@@ -18,7 +18,9 @@ from clbench.registry import Registry
 from clbench.results import RunResult
 from conftest import cli_in_process
 
-BOARD = Path(__file__).resolve().parents[1] / "leaderboard" / "submissions" / "math-then-code"
+# The 75-step board's es seed-0 entry (commit 2e24fd2), recorded when the backend and its
+# workers were ES hyperparameters: the board that replaced it records them as run settings.
+OLD_ENTRY = Path(__file__).resolve().parent / "data" / "es-seed0-backend-in-config.json"
 
 
 def _config(*flags):
@@ -70,7 +72,7 @@ def test_an_unset_backend_leaves_every_sequence_fingerprint_as_it_was():
 
 def test_an_entry_recorded_with_the_backend_in_its_es_config_validates_and_reruns_as_before():
     reg = Registry.load()
-    path = next(BOARD.glob("es-seed0-*.json"))
+    path = OLD_ENTRY
     doc = json.loads(path.read_text())
     assert doc["method"]["config"]["backend"] == "local" and "population_backend" not in doc
     r = RunResult.read(path)
@@ -89,7 +91,7 @@ def test_entries_before_and_after_the_move_share_a_board_row():
     from clbench.leaderboard.build import group_key
 
     reg = Registry.load()
-    doc = json.loads(next(BOARD.glob("es-seed0-*.json")).read_text())
+    doc = json.loads(OLD_ENTRY.read_text())
     old, new = RunResult.model_validate(doc), RunResult.model_validate(with_population_settings(doc, reg))
     assert group_key(old, reg) == group_key(new, reg)
     assert '"backend"' not in group_key(old, reg)[2]  # the row shows hyperparameters only
@@ -105,7 +107,7 @@ def test_entries_before_and_after_the_move_share_a_board_row():
 ])
 def test_an_old_entry_s_run_settings_are_still_checked(change, needle):
     reg = Registry.load()
-    doc = json.loads(next(BOARD.glob("es-seed0-*.json")).read_text())
+    doc = json.loads(OLD_ENTRY.read_text())
     doc["method"]["config"].update(change.get("config", {}))
     doc.update({k: v for k, v in change.items() if k != "config"})
     found = method_deviations(RunResult.model_validate(doc), reg)
