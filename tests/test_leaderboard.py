@@ -129,6 +129,13 @@ def _nested(depth):
 
 
 # (id, mutation of the valid standard doc, text that must appear in the message)
+def _halve_drift(drift: dict) -> None:
+    """Every part of a drift scaled alike: the parts still add up, only the curve disagrees."""
+    drift["overall"] /= 2
+    for parts in (drift["by_component"], drift["by_layer"]):
+        parts.update({k: v / 2 for k, v in parts.items()})
+
+
 BROKEN = [
     ("truncated-json", _text(lambda t: t[: len(t) // 2]), "file: not valid JSON"),
     ("not-an-object", lambda d: b"[1, 2]", "(root): a JSON object is needed"),
@@ -213,6 +220,11 @@ BROKEN = [
      "geometry.code.sparsity: thresholds ['banana']; a run records ['1e-06']"),
     ("geometry-extra-task", _edit(lambda d: d["geometry"].update({"not-a-task": d["geometry"]["code"]})),
      "geometry: entries for ['not-a-task'], which are not tasks of math-then-code"),
+    ("geometry-drift-halved", _edit(lambda d: _halve_drift(d["geometry"]["code"]["drift_l2"])),
+     f"the curve point at code's last step (step {STEPS}) records drift_l2 "),
+    ("geometry-task-drift-edited", _edit(lambda d: d["geometry"]["code"].update(
+        drift_l2_task=d["geometry"]["code"]["drift_l2_task"] / 2)),
+     f"records drift_l2_task "),
     ("cost-completions", _set(["cost", "completions"], 1), "cost.completions: 1; budget.completions_per_task adds up to"),
     ("dtype-unknown", _set(["model", "dtype"], "int4"), "model.dtype: 'int4'; a run records one of float32"),
     ("dtype-not-registered", _set(["model", "dtype"], "bfloat16"),
@@ -596,6 +608,30 @@ def test_one_run_under_two_seed_labels_is_refused(filed_doc, tmp_path, capsys):
     board = _board_of(tmp_path, {"es-seed0.json": filed_doc, "es-seed1.json": twin})
     rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
     assert rc == 1 and "es-seed1.json: seed: its matrix, curves and geometry equal seed 0's (es-seed0.json)" in out, out
+
+
+def test_a_copied_seed_with_a_figure_nudged_is_still_one_run(filed_doc, tmp_path, capsys):
+    """Changing the last digit of a reward or KL defeats an exact comparison; the matrix and
+    every curve score, which the seed decides, still give the copy away."""
+    twin = copy.deepcopy(filed_doc)
+    twin["seed"] = 1
+    twin["curves"][-1]["reward"] += 1e-12
+    twin["geometry"]["code"]["kl_from_base"] *= 1 + 1e-9
+    board = _board_of(tmp_path, {"es-seed0.json": filed_doc, "es-seed1.json": twin})
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
+    assert rc == 1 and ("es-seed1.json: seed: its matrix and every curve score equal seed 0's "
+                        "(es-seed0.json)") in out, out
+    assert not (board / "README.md").exists()
+
+
+def test_a_symlinked_submission_is_refused(filed_doc, tmp_path, capsys):
+    """The board is the build of committed bytes: a link could point outside the repository."""
+    outside = dump(tmp_path / "elsewhere" / "es-seed0.json", filed_doc)
+    board = _board_of(tmp_path, {})
+    (board / "submissions" / "math-then-code").mkdir(parents=True)
+    (board / "submissions" / "math-then-code" / "es-seed0.json").symlink_to(outside)
+    rc, out = cli(capsys, "leaderboard", "build", "--board", str(board))
+    assert rc == 1 and "es-seed0.json: a symbolic link" in out, out
 
 
 def test_a_default_left_out_of_the_config_is_the_same_row(filed_doc, tmp_path, capsys):

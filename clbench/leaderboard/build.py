@@ -134,11 +134,16 @@ def collect(board: Path, registry=None, base_scores=None):
     groups: dict[tuple, Group] = {}
     filed: dict[tuple, Path] = {}
     runs: dict[tuple, str] = {}
+    outcomes: dict[tuple, str | None] = {}
     notes: dict[str, str] = {}
     problems = []
     base_scores = load_base_scores() if base_scores is None else base_scores  # once, not per file
     vouched = verified_entries(board)
     for path in sorted((board / "submissions").glob("*/*.json")):
+        if path.is_symlink() or path.parent.is_symlink():  # the board is built from committed bytes
+            problems.append(f"{path}: a symbolic link; file the submission itself (a link would make "
+                            "the board depend on a file outside the repository)")
+            continue
         v = validate_file(path, registry, base_scores)
         if not v.ok:
             problems += [f"{path}: {p}" for p in v.problems]
@@ -155,13 +160,14 @@ def collect(board: Path, registry=None, base_scores=None):
             continue
         filed[key, r.seed] = path
         runs[key, r.seed] = run_identity(r)
+        outcomes[key, r.seed] = run_outcome(r)
         g.runs[r.seed] = entry_numbers(r)
         if entry_sha256(path) in vouched:
             g.verified.add(r.seed)
         notes.setdefault(r.sequence.name, _sequence_note(r))
         g.data_access |= {k for k, on in r.data_access.model_dump().items() if on}
     for key in sorted(groups):
-        problems += _seed_problems(key, groups[key], filed, runs)
+        problems += _seed_problems(key, groups[key], filed, runs, outcomes)
     by_seq: dict[str, list[Group]] = {}
     for key in sorted(groups):
         by_seq.setdefault(key[0], []).append(groups[key])
@@ -178,7 +184,20 @@ def run_identity(r: RunResult) -> str:
                                      sort_keys=True).encode()).hexdigest()
 
 
-def _seed_problems(key: tuple, g: Group, filed: dict, runs: dict) -> list[str]:
+def run_outcome(r: RunResult) -> str | None:
+    """What a run's seed decides about its scores: the matrix on the full test splits and
+    every curve point's dev scores. Two honest seeds of a standard row never agree on all
+    of them, so a copy with a reward, KL or drift digit nudged (which run_identity alone
+    would miss) is still one run filed twice. None for a run that moved no test score (every
+    matrix row equals row 0): its seeds may agree on every score honestly."""
+    rows = r.matrix.values
+    if all(row == rows[0] for row in rows):
+        return None
+    return hashlib.sha256(json.dumps([rows, [c.scores for c in r.curves]],
+                                     sort_keys=True).encode()).hexdigest()
+
+
+def _seed_problems(key: tuple, g: Group, filed: dict, runs: dict, outcomes: dict) -> list[str]:
     """A standard row's seeds are 0, 1, ..., n-1, and any row's seeds are distinct runs: a
     row made of chosen seeds (the best 3 of 10, or seed 17 alone) or of one run under
     several seed labels would show a mean and spread that no honest set of runs gave.
@@ -190,12 +209,21 @@ def _seed_problems(key: tuple, g: Group, filed: dict, runs: dict) -> list[str]:
                         f"a board row holds seeds 0, 1, ..., n-1, never a choice of them (missing: "
                         f"{missing[:5]}{' ...' if len(missing) > 5 else ''})")
     first: dict[str, int] = {}
+    same_scores: dict[str, int] = {}
     for s in seeds:
         other = first.setdefault(runs[key, s], s)
         if other != s:
             problems.append(f"{filed[key, s]}: seed: its matrix, curves and geometry equal seed {other}'s "
                             f"({filed[key, other].name}): one run filed under two seeds (a method whose "
                             "seed changes nothing files one seed)")
+            continue
+        outcome = outcomes[key, s]
+        if g.custom is None and outcome is not None:
+            other = same_scores.setdefault(outcome, s)
+            if other != s:
+                problems.append(f"{filed[key, s]}: seed: its matrix and every curve score equal seed "
+                                f"{other}'s ({filed[key, other].name}) while its other figures differ: one "
+                                "run filed under two seeds with figures edited")
     return problems
 
 
