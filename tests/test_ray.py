@@ -22,8 +22,10 @@ from clbench.registry import Registry  # noqa: E402
 def test_ray_actors_match_inprocess_rewards_and_update():
     reg = Registry.load()
     a, b = load_model("embedded"), load_model("embedded")
-    batches = [Batch("countdown", random.Random(0).sample(reg.task("countdown").split("train"), 8))]
-    es, noise = ES(ESConfig(population=6, batch_size=8)), Noise(0.03)
+    # 16 items at sigma 0.05: enough that the members' rewards differ on this base (at 8
+    # items and 0.03 all six members tied at step 1, and a tied population updates nothing)
+    batches = [Batch("countdown", random.Random(0).sample(reg.task("countdown").split("train"), 16))]
+    es, noise = ES(ESConfig(population=6, batch_size=16)), Noise(0.05)
     inproc = InProcessBackend(a.model, a.tokenizer, reg)
     rb = RayBackend(b.model, b.tokenizer, reg, b.path, workers=2)
     try:
@@ -31,10 +33,10 @@ def test_ray_actors_match_inprocess_rewards_and_update():
             members = es.members(_mix(0, 0, step))
             ra, ta = inproc.evaluate(noise, members, batches)
             assert rb.evaluate(noise, members, batches) == (ra, ta)
+            assert len({r[0] for r in ra}) > 1  # the members differ, so the update is not trivial
             z = zscore([r[0] for r in ra])
             inproc.apply(apply_update, noise, members, z, 0.005, None)
             rb.apply(apply_update, noise, members, z, 0.005, None)
-        assert len({r[0] for r in ra}) > 1  # the members differ, so the update is not trivial
         for (n, p), (_, q) in zip(a.model.named_parameters(), b.model.named_parameters()):
             assert p.equal(q), n
         from clbench.model import weights_fingerprint
