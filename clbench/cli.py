@@ -127,6 +127,20 @@ def _check_output_file(path: str) -> None:
 
 
 # ----------------------------------------------------------------------------- pretrain
+def _check_model_output(output: Path) -> None:
+    """pretrain-base replaces its output folder whole once training ends: refuse, before
+    minutes of training, a file there, a folder that is not a model (its files would be
+    lost), or a parent that cannot hold a folder."""
+    if output.exists() and not output.is_dir():
+        raise UserError(f"--output: {output} is a file; give a folder for the model")
+    if output.is_dir() and any(output.iterdir()) and not (output / "pretrain_recipe.json").is_file():
+        raise UserError(f"--output: {output} is a non-empty folder that holds no pretrained model "
+                        "(no pretrain_recipe.json); give a new folder, or one pretrain-base wrote")
+    above = next((p for p in output.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UserError(f"--output: cannot create {output}: {above} is a file; give a folder path")
+
+
 def cmd_pretrain(args) -> int:
     import torch
 
@@ -143,8 +157,10 @@ def cmd_pretrain(args) -> int:
         recipe = recipe.model_validate({**recipe.model_dump(), **flags})
     except ValidationError as e:
         raise UserError(describe_validation_error(e, "--")) from None
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     output = Path(args.output) if args.output else EMBEDDED_DIR
+    if args.output:
+        _check_model_output(output)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
     console().print(pretrain(recipe, output=output))
     return 0
 
@@ -199,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (recipe: 3e-3)")
     s.add_argument("--seed", type=int, default=None,
                    help="seeds the initial weights and the mixture's item stream (recipe: 0)")
-    s.add_argument("--output", help="model folder (default: the shipped clbench/assets/tiny-llama)")
+    s.add_argument("--output", help="model folder (default: the shipped clbench/assets/tiny-llama); replaced whole, so it must be new or one pretrain-base wrote")
     s.set_defaults(func=cmd_pretrain)
 
     from clbench import cli_run  # the run/analyze commands live in their own module

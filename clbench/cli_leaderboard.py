@@ -122,7 +122,7 @@ def cmd_verify(args) -> int:
         outcome = verify_file(Path(f), cache=reruns)
         _say(f"{f}: {outcome.verdict}: {outcome.detail} ({outcome.seconds:.0f} s)")
         if args.record:
-            print(f"  recorded in {record(Path(f), outcome, board)}")
+            print(f"  recorded in {_writing('leaderboard verify', board, record, Path(f), outcome, board)}")
         codes.append(outcome.exit_code)
     return 1 if 1 in codes else max(codes, default=0)
 
@@ -137,8 +137,14 @@ def cmd_submit(args) -> int:
     if not path.is_file():
         raise UserError(f"submit: {path} does not exist; give a finished run folder (with result.json)")
     _board_folder(args.board, "submit")
+    if args.custom is not None:  # a bad flag is exit 2, before the file is read
+        from clbench.leaderboard.validate import MAX_REASON, reason_fits
+
+        if not args.custom.strip() or not reason_fits(args.custom):
+            raise UserError(f"submit: --custom needs a reason of one printable line, at most "
+                            f"{MAX_REASON} characters, e.g. --custom 'smoke test, 1 step per task'")
     try:
-        dest = submit(path, Path(args.board), custom=args.custom)
+        dest = _writing("submit", Path(args.board), submit, path, Path(args.board), custom=args.custom)
     except SubmitError as e:
         for line in str(e).splitlines():
             _say(f"{path}: {line}")
@@ -157,14 +163,38 @@ def _board_folder(board: str, command: str) -> Path:
     if path.exists() and not path.is_dir():
         raise UserError(f"{command}: --board {board} is not a folder (it is a file); give the board folder "
                         "that `clbench submit --board` files results into")
+    above = next((p for p in path.absolute().parents if p.exists()), None)
+    if not path.exists() and above is not None and not above.is_dir():
+        raise UserError(f"{command}: --board {board} cannot be created: {above} is a file; give a "
+                        "board folder whose parents are folders")
+    for name in ("README.md", "index.html"):  # what build writes; checked before it writes either
+        if (path / name).is_dir():
+            raise UserError(f"{command}: {path / name} is a folder; the board writes its page there "
+                            "(move that folder away)")
+    for name in ("submissions", "verified"):
+        if (path / name).exists() and not (path / name).is_dir():
+            raise UserError(f"{command}: {path / name} is a file; the board keeps a folder there "
+                            "(move that file away)")
     return path
+
+
+def _writing(command: str, board: Path, fn, *args, **kwargs):
+    """fn(...), with a write the file system refuses (no permission, a full disk) as a usage
+    error naming the board, not a traceback."""
+    from clbench.errors import UserError, one_line
+
+    try:
+        return fn(*args, **kwargs)
+    except OSError as e:
+        raise UserError(f"{command}: cannot write under --board {board} ({one_line(e)}); give a "
+                        "board folder you can write") from None
 
 
 def cmd_build(args) -> int:
     from clbench.leaderboard.build import build
 
     board = _board_folder(args.board, "leaderboard build")
-    problems = build(board)
+    problems = _writing("leaderboard build", board, build, board)
     if problems:
         for p in problems:
             _say(p)

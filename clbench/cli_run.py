@@ -90,7 +90,7 @@ def build_config(args):
     from pydantic import ValidationError
 
     from clbench.config import split_legacy
-    from clbench.errors import UserError
+    from clbench.errors import UserError, one_line
     from clbench.config import RunConfig, describe_validation_error
     from clbench.registry import Registry
 
@@ -99,7 +99,7 @@ def build_config(args):
         try:
             fields = yaml.safe_load(Path(args.config).read_text()) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            raise UserError(f"--config: cannot read {args.config}: {e}") from None
+            raise UserError(f"--config: cannot read {args.config}: {one_line(e)}") from None
         if not isinstance(fields, dict):
             raise UserError(f"--config: {args.config} must hold a mapping of run fields")
     for key in ("method", "sequence", "model", "seed", "steps", "eval_every", "eval_limit", "curve_examples",
@@ -175,6 +175,7 @@ def cmd_run(args) -> int:
         from clbench.model import check_model
 
         check_model(cfg.model)  # a missing or broken model is an error before anything is written
+        _check_resources(cfg)
         _check_data(cfg)
         _check_context(cfg)
         out = Path(cfg.output)
@@ -206,8 +207,10 @@ def _resume_config(args):
     folder is the output wherever config.json says it was written: a moved run, or one
     resumed from another working directory, must not write into some other folder."""
     from clbench.checkpoint import Checkpointer
-    from clbench.config import RunConfig
-    from clbench.errors import UserError
+    from pydantic import ValidationError
+
+    from clbench.config import RunConfig, describe_validation_error
+    from clbench.errors import UserError, one_line
 
     given = [f"--{k.replace('_', '-')}" for k in RUN_FLAGS if getattr(args, k, None) not in (None, [])]
     if given:
@@ -219,9 +222,13 @@ def _resume_config(args):
         raise UserError(f"--resume: {args.resume} has no config.json; not a clbench run folder")
     try:
         cfg = RunConfig.model_validate(json.loads(cfg_path.read_text()))
-    except (OSError, ValueError) as e:  # JSON, UTF-8 and validation errors are ValueErrors
-        raise UserError(f"--resume: {cfg_path} is unreadable or not a run config ({e}); "
-                        "start a new run instead") from None
+    except ValidationError as e:
+        raise UserError(f"--resume: {cfg_path} is not a run config ("
+                        f"{describe_validation_error(e).replace(chr(10), '; ')}); start a new run "
+                        "instead") from None
+    except (OSError, ValueError) as e:  # JSON and UTF-8 errors are ValueErrors
+        raise UserError(f"--resume: {cfg_path} is unreadable ({one_line(e)}); start a new run "
+                        "instead") from None
     if (folder / "result.json").exists():
         raise UserError(f"--resume: {args.resume} already finished (result.json exists)")
     ckpt = Checkpointer(folder)
@@ -243,6 +250,21 @@ def _check_data(cfg) -> None:
         task = reg.task(name)
         first = task.split("test")[:1]
         task.scores(first, [""] * len(first))
+
+
+def _check_resources(cfg) -> None:
+    """A device or backend this machine lacks fails before config.json is written: a run
+    folder left behind would refuse the corrected command ('not empty'), and --resume
+    keeps the folder's own device."""
+    import importlib.util
+
+    from clbench.errors import UserError
+    from clbench.model import check_device
+
+    check_device(cfg.device)
+    if cfg.backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise UserError("backend: ray is not installed; pip install 'clbench[ray]' "
+                        "(or choose --backend local / inprocess)")
 
 
 def _check_context(cfg) -> None:

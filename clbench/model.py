@@ -116,7 +116,25 @@ def check_model(name_or_path: str) -> str:
     if not any(Path(path).glob("*.safetensors")) and not any(Path(path).glob("*.bin")):
         raise ModelNotFound(f"model: folder {path} holds no weights (*.safetensors or *.bin); "
                             "point --model at a saved Hugging Face model folder")
+    from safetensors import safe_open
+
+    for f in sorted(Path(path).glob("*.safetensors")):  # reads the header only, not the weights
+        try:
+            with safe_open(str(f), "pt"):
+                pass
+        except Exception as e:  # SafetensorError (torn or not safetensors), OSError
+            raise ModelNotFound(f"model: {f} is not a readable safetensors file ({str(e)[:160]}); "
+                                "save the model again (model.save_pretrained) or point --model "
+                                "at another folder") from None
     return path
+
+
+def check_device(device: str) -> None:
+    """cuda asked for on a machine without one is the user's error, said before any work."""
+    if device == "cuda" and not torch.cuda.is_available():
+        from clbench.errors import UserError
+
+        raise UserError("device: cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
 
 
 def _in_hub_cache(repo_id: str) -> bool:
@@ -132,6 +150,7 @@ def _in_hub_cache(repo_id: str) -> bool:
 def load_model(name_or_path: str = EMBEDDED_NAME, dtype: str = "float32",
                device: str = "cpu") -> LoadedModel:
     """Load a causal LM and its tokenizer; left padding for batched generation."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model_path(name_or_path)
@@ -139,14 +158,11 @@ def load_model(name_or_path: str = EMBEDDED_NAME, dtype: str = "float32",
                    "float16": torch.float16}[dtype]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        from clbench.errors import UserError
-
-        raise UserError("device: cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    check_device(device)
     try:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, SafetensorError) as e:
         raise ModelNotFound(
             f"model: could not load {name_or_path!r} ({e.__class__.__name__}: {str(e)[:160]}); "
             "pass a saved model folder with --model, or download it while online "

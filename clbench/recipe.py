@@ -22,7 +22,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from clbench.config import Strict, describe_validation_error
-from clbench.errors import UserError
+from clbench.errors import UserError, one_line
 
 RECIPES_DIR = Path(__file__).parent / "assets" / "recipes"
 # The recipe that reproduces the shipped embedded model (its pretrain_recipe.json).
@@ -36,8 +36,9 @@ class Recipe(Strict):
 
     steps: int = Field(1500, ge=1, description="AdamW steps")
     batch_size: int = Field(128, ge=1, description="sequences per step")
-    lr: float = Field(3e-3, gt=0, description="peak learning rate (warmup, then cosine to 10%)")
-    seed: int = Field(0, ge=0, description="seeds the initial weights and the item stream")
+    lr: float = Field(3e-3, gt=0, allow_inf_nan=False,
+                      description="peak learning rate (warmup, then cosine to 10%)")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the initial weights and the item stream")
     mixture: dict[str, float | dict[str, float]] = Field(
         description="family -> share of the stream, or family -> {variant: share}; shares "
         "add up to 1. 'default' is the family's own pretraining_sample")
@@ -79,7 +80,7 @@ def load_recipe(path: Path | str = DEFAULT_RECIPE) -> Recipe:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise UserError(f"--recipe: cannot read {path} ({type(e).__name__}: {e}); give a YAML "
+        raise UserError(f"--recipe: cannot read {path} ({type(e).__name__}: {one_line(e)}); give a YAML "
                         f"recipe file like {DEFAULT_RECIPE}") from None
     try:
         return Recipe.model_validate(data if isinstance(data, dict) else {"mixture": data})

@@ -87,7 +87,7 @@ def validate_doc(doc, registry=None, base_scores: dict | None = None) -> Verdict
     _check(r, registry, base_scores, v)
     if r.custom is not None and not r.custom.strip():
         v.problems.append("custom: empty reason; say why the entry departs from the registered setup")
-    elif r.custom is not None and not _one_line(r.custom):
+    elif r.custom is not None and not reason_fits(r.custom):
         v.problems.append(f"custom: {r.custom[:60]!r} is shown on the board; give one line of "
                           f"printable text, at most {MAX_REASON} characters")
     if r.custom is None and v.deviations:
@@ -96,7 +96,7 @@ def validate_doc(doc, registry=None, base_scores: dict | None = None) -> Verdict
     return v
 
 
-def _one_line(text: str) -> bool:
+def reason_fits(text: str) -> bool:
     """The board renders a custom reason as Markdown: a newline or a control character
     would let it add headings, table rows or terminal escapes of its own."""
     return len(text) <= MAX_REASON and text.isprintable()
