@@ -116,7 +116,8 @@ class RunConfig(Strict):
     model: str = Field("embedded", description="'embedded' or a local Hugging Face model folder")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds noise, batches and everything "
                       "random; numpy's range, which transformers' set_seed (GRPO, EWC) requires")
-    steps: int | None = Field(None, ge=1, description="override update steps per task (quick runs)")
+    steps: int | None = Field(None, ge=1, le=10**6, description="override update steps per task "
+                              "(quick runs; at most a million)")
     eval_every: int | None = Field(None, ge=1, description="override steps between curve points")
     eval_limit: int | None = Field(None, ge=1, description="score only the first N test items per "
                                    "column (quick runs; a leaderboard entry needs all)")
@@ -130,6 +131,7 @@ class RunConfig(Strict):
         "local (one worker process per core) or ray (pip install clbench[ray]; one replica per "
         "actor/GPU). None: the sequence's, else local. A resource of the run: every backend gives "
         "the same numbers")
-    workers: int = Field(2, ge=1, description="worker processes (local) or actors (ray)")
+    workers: int = Field(2, ge=1, le=1024, description="worker processes (local) or actors (ray); at "
+                         "most 1024, each holds a model replica")
     method_config: dict = Field(default_factory=dict, description="method hyperparameters "
                                 "(override the sequence's tuned values, which override defaults)")

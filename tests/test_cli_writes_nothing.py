@@ -86,3 +86,13 @@ def test_a_bad_custom_reason_is_a_usage_error(tmp_path, reason):
     run.write_text("{}")
     _refused(cli("submit", run, "--board", tmp_path / "b", "--custom", reason), "--custom needs a reason")
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("flag,value,needle", [
+    ("--workers", "100000000", "workers: Input should be less than or equal to 1024"),
+    ("--steps", str(10**23), "steps: Input should be less than or equal to 1000000"),
+])
+def test_absurd_run_sizes_are_refused_before_the_run_folder(tmp_path, flag, value, needle):
+    out = tmp_path / "run"
+    _refused(cli("run", "--method", "es", "--sequence", "math-only", flag, value, "--output", out), needle)
+    assert not out.exists()
