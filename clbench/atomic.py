@@ -12,6 +12,12 @@ import tempfile
 from pathlib import Path
 
 
+def existing_ancestor(path: str | Path) -> Path:
+    """The nearest parent of `path` that exists ('/' always does): where a write below it
+    would start, so a caller can refuse a file there before any work."""
+    return next(a for a in Path(path).absolute().parents if a.exists())
+
+
 def write_bytes(path: str | Path, data: bytes, exclusive: bool = False) -> Path:
     """`exclusive`: create the file or raise FileExistsError, never replace one."""
     path = Path(path)

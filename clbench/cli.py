@@ -14,6 +14,7 @@ from pathlib import Path
 EXIT_USAGE = 2
 
 
+from clbench.atomic import existing_ancestor  # noqa: E402
 from clbench.errors import UserError  # noqa: E402  (re-exported for plugins)
 from clbench.progress import console  # noqa: E402
 
@@ -120,7 +121,7 @@ def _check_output_file(path: str) -> None:
     p = Path(path)
     if p.is_dir():
         raise UserError(f"--output: {path} is a folder; give a file name like scores.json")
-    parent = next(a for a in p.absolute().parents if a.exists())  # '/' always exists
+    parent = existing_ancestor(p)
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise UserError(f"--output: cannot write {path} ({parent} is not a writable folder); "
                         "give a file name in a folder you can write")
@@ -136,8 +137,8 @@ def _check_model_output(output: Path) -> None:
     if output.is_dir() and any(output.iterdir()) and not (output / "pretrain_recipe.json").is_file():
         raise UserError(f"--output: {output} is a non-empty folder that holds no pretrained model "
                         "(no pretrain_recipe.json); give a new folder, or one pretrain-base wrote")
-    above = next((p for p in output.absolute().parents if p.exists()), None)
-    if above is not None and not above.is_dir():
+    above = existing_ancestor(output)
+    if not above.is_dir():
         raise UserError(f"--output: cannot create {output}: {above} is a file; give a folder path")
 
 

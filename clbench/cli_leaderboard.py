@@ -157,14 +157,15 @@ def cmd_submit(args) -> int:
 def _board_folder(board: str, command: str) -> Path:
     """--board as a folder (it may not exist yet); a file there is a usage error, not a
     traceback from deep inside writing the board."""
+    from clbench.atomic import existing_ancestor
     from clbench.errors import UserError
 
     path = Path(board)
     if path.exists() and not path.is_dir():
         raise UserError(f"{command}: --board {board} is not a folder (it is a file); give the board folder "
                         "that `clbench submit --board` files results into")
-    above = next((p for p in path.absolute().parents if p.exists()), None)
-    if not path.exists() and above is not None and not above.is_dir():
+    above = existing_ancestor(path)
+    if not path.exists() and not above.is_dir():
         raise UserError(f"{command}: --board {board} cannot be created: {above} is a file; give a "
                         "board folder whose parents are folders")
     for name in ("README.md", "index.html"):  # what build writes; checked before it writes either

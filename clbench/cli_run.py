@@ -256,15 +256,13 @@ def _check_resources(cfg) -> None:
     """A device or backend this machine lacks fails before config.json is written: a run
     folder left behind would refuse the corrected command ('not empty'), and --resume
     keeps the folder's own device."""
-    import importlib.util
-
-    from clbench.errors import UserError
     from clbench.model import check_device
 
     check_device(cfg.device)
-    if cfg.backend == "ray" and importlib.util.find_spec("ray") is None:
-        raise UserError("backend: ray is not installed; pip install 'clbench[ray]' "
-                        "(or choose --backend local / inprocess)")
+    if cfg.backend == "ray":
+        from clbench.population_ray import require_ray
+
+        require_ray()
 
 
 def _check_context(cfg) -> None:

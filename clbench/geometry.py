@@ -164,7 +164,10 @@ def drift_l2(base: StateDict, current: StateDict) -> float:
     return _aggregate(_squared_sums(base, current), lambda s, n: math.sqrt(s))["overall"]
 
 
-def sparsity(base: StateDict, current: StateDict, tau: float = 1e-6,
+CURVE_TAU = 1e-6  # the threshold of a curve point's sparsity (sparsity's default)
+
+
+def sparsity(base: StateDict, current: StateDict, tau: float = CURVE_TAU,
              cast: Optional[torch.dtype] = None) -> dict:
     """Share (0..1) of entries with |current - base| <= tau, entry-weighted.
 

@@ -49,7 +49,7 @@ class Replica:
         fn(self.lm.model, *args)
 
 
-def _ray():
+def require_ray():
     try:
         import ray
     except ImportError:
@@ -65,7 +65,7 @@ class RayBackend:
 
     def __init__(self, model, tokenizer, registry, model_path: str, dtype: str = "float32",
                  workers: int = 2):
-        ray = _ray()
+        ray = require_ray()
         self.model, self.tokenizer, self.registry = model, tokenizer, registry
         self._started = not ray.is_initialized()
         address = os.environ.get("RAY_ADDRESS") or None
@@ -86,7 +86,7 @@ class RayBackend:
         self.sync()
 
     def _get(self, refs):
-        ray = _ray()
+        ray = require_ray()
         try:
             return ray.get(refs)
         except ray.exceptions.RayError as e:
@@ -100,7 +100,7 @@ class RayBackend:
         stale = [a for a, fp in zip(self.actors, self._get([a.fingerprint.remote() for a in self.actors]))
                  if fp != mine]
         if stale:
-            ref = _ray().put({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+            ref = require_ray().put({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
             self._get([a.load_state.remote(ref) for a in stale])
 
     def evaluate(self, perturbation, members: list[Member], batches: list[Batch]):
@@ -115,7 +115,7 @@ class RayBackend:
         self._get(refs)
 
     def close(self) -> None:
-        ray = _ray()
+        ray = require_ray()
         for a in self.actors:
             ray.kill(a)
         self.actors = []

@@ -133,8 +133,7 @@ def collect(board: Path, registry=None, base_scores=None):
     """({sequence: groups ranked}, {sequence: one-line description}, problems of invalid files)."""
     groups: dict[tuple, Group] = {}
     filed: dict[tuple, Path] = {}
-    runs: dict[tuple, str] = {}
-    outcomes: dict[tuple, str | None] = {}
+    runs: dict[tuple, tuple[str, str | None]] = {}  # (run_identity, run_outcome) per seed
     notes: dict[str, str] = {}
     problems = []
     base_scores = load_base_scores() if base_scores is None else base_scores  # once, not per file
@@ -159,15 +158,14 @@ def collect(board: Path, registry=None, base_scores=None):
                             f"{filed[key, r.seed].name}; keep one result per seed")
             continue
         filed[key, r.seed] = path
-        runs[key, r.seed] = run_identity(r)
-        outcomes[key, r.seed] = run_outcome(r)
+        runs[key, r.seed] = run_identity(r), run_outcome(r)
         g.runs[r.seed] = entry_numbers(r)
         if entry_sha256(path) in vouched:
             g.verified.add(r.seed)
         notes.setdefault(r.sequence.name, _sequence_note(r))
         g.data_access |= {k for k, on in r.data_access.model_dump().items() if on}
     for key in sorted(groups):
-        problems += _seed_problems(key, groups[key], filed, runs, outcomes)
+        problems += _seed_problems(key, groups[key], filed, runs)
     by_seq: dict[str, list[Group]] = {}
     for key in sorted(groups):
         by_seq.setdefault(key[0], []).append(groups[key])
@@ -197,7 +195,7 @@ def run_outcome(r: RunResult) -> str | None:
                                      sort_keys=True).encode()).hexdigest()
 
 
-def _seed_problems(key: tuple, g: Group, filed: dict, runs: dict, outcomes: dict) -> list[str]:
+def _seed_problems(key: tuple, g: Group, filed: dict, runs: dict) -> list[str]:
     """A standard row's seeds are 0, 1, ..., n-1, and any row's seeds are distinct runs: a
     row made of chosen seeds (the best 3 of 10, or seed 17 alone) or of one run under
     several seed labels would show a mean and spread that no honest set of runs gave.
@@ -211,13 +209,13 @@ def _seed_problems(key: tuple, g: Group, filed: dict, runs: dict, outcomes: dict
     first: dict[str, int] = {}
     same_scores: dict[str, int] = {}
     for s in seeds:
-        other = first.setdefault(runs[key, s], s)
+        identity, outcome = runs[key, s]
+        other = first.setdefault(identity, s)
         if other != s:
             problems.append(f"{filed[key, s]}: seed: its matrix, curves and geometry equal seed {other}'s "
                             f"({filed[key, other].name}): one run filed under two seeds (a method whose "
                             "seed changes nothing files one seed)")
             continue
-        outcome = outcomes[key, s]
         if g.custom is None and outcome is not None:
             other = same_scores.setdefault(outcome, s)
             if other != s:

@@ -443,17 +443,17 @@ def _check_geometry_against_curve(r, task: str, g, P) -> None:
     """The runner measures a task's geometry on the weights its last curve point scores
     (clbench/runner.py), with the same functions: the drift column the board shows must
     be that point's drift, so halving it (parts and all) does not pass."""
-    from clbench.geometry import tau_key
+    from clbench.geometry import CURVE_TAU, tau_key
 
     last = r.budget.steps_per_task.get(task)
     point = next((c for c in r.curves if c.task == task and c.step == last), None)
     if point is None:
         return  # no point at the task's last step: _check_curve_schedule names it
-    shares = g.sparsity.get(tau_key(1e-6))
+    shares = g.sparsity.get(tau_key(CURVE_TAU))
     pairs = [("drift_l2.overall", g.drift_l2.overall, "drift_l2", point.drift_l2),
              ("drift_l2_task", g.drift_l2_task, "drift_l2_task", point.drift_l2_task)]
     if shares is not None:
-        pairs.append(("sparsity.1e-06.overall", shares.overall, "sparsity", point.sparsity))
+        pairs.append((f"sparsity.{tau_key(CURVE_TAU)}.overall", shares.overall, "sparsity", point.sparsity))
     for name, value, curve_name, curve_value in pairs:
         if not math.isclose(value, curve_value, rel_tol=1e-12, abs_tol=1e-12):
             P(f"geometry.{task}.{name}: {value}; the curve point at {task}'s last step (step "
